@@ -1,0 +1,120 @@
+//! Capture stage: capture files (pcap, pcapng, gzip of either, standard input) become a stream of
+//! [`Packet`]s in time order. Nothing here looks inside a packet beyond its link type; damage to a
+//! file ends that file's stream with a warning, never the program.
+
+mod merge;
+mod reader;
+
+pub use merge::Merged;
+pub use reader::{CaptureReader, OpenError};
+
+use std::fmt;
+
+/// A capture timestamp: nanoseconds since the Unix epoch. Signed so that a hostile or broken capture
+/// with timestamps before 1970 (or going backwards) is representable and comparisons stay total.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ts(pub i64);
+
+impl Ts {
+    pub const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+    pub fn from_parts(secs: i64, nanos: i64) -> Ts {
+        Ts(secs
+            .saturating_mul(Self::NANOS_PER_SEC)
+            .saturating_add(nanos))
+    }
+
+    /// Seconds since the epoch as a float, as the JSON document carries them.
+    pub fn as_secs_f64(self) -> f64 {
+        let secs = self.0.div_euclid(Self::NANOS_PER_SEC);
+        let nanos = self.0.rem_euclid(Self::NANOS_PER_SEC);
+        secs as f64 + nanos as f64 / 1e9
+    }
+
+    /// `self - earlier` in seconds; negative when time went backwards.
+    pub fn secs_since(self, earlier: Ts) -> f64 {
+        self.0.saturating_sub(earlier.0) as f64 / 1e9
+    }
+}
+
+impl fmt::Display for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:.6}", self.as_secs_f64())
+    }
+}
+
+/// The link layers we decode (tcpdump's `DLT_*` / pcapng `LINKTYPE_*` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    Ethernet,
+    /// BSD loopback (`DLT_NULL`, 4-byte address family in host byte order) and OpenBSD `DLT_LOOP`
+    /// (network byte order): both carry the family in 4 bytes.
+    Null,
+    /// Raw IP, version taken from the first nibble (`DLT_RAW` in its several numberings).
+    Raw,
+    Ipv4,
+    Ipv6,
+    /// Linux cooked capture v1 (`tcpdump -i any` before libpcap 1.10).
+    LinuxSll,
+    /// Linux cooked capture v2 (`tcpdump -i any -y LINUX_SLL2`).
+    LinuxSll2,
+    Other(i32),
+}
+
+impl LinkType {
+    /// Maps a LINKTYPE_/DLT_ number as found in pcap and pcapng headers.
+    pub fn from_number(n: i32) -> LinkType {
+        match n {
+            1 => LinkType::Ethernet,
+            0 | 108 => LinkType::Null,
+            12 | 14 | 101 => LinkType::Raw,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            113 => LinkType::LinuxSll,
+            276 => LinkType::LinuxSll2,
+            other => LinkType::Other(other),
+        }
+    }
+}
+
+/// One captured packet. `data` may be shorter than `orig_len` when the snapshot length cut it.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    pub ts: Ts,
+    pub link: LinkType,
+    pub data: &'a [u8],
+    pub orig_len: u32,
+}
+
+/// A packet that owns its bytes, for merging several inputs by time.
+#[derive(Clone, Debug)]
+pub struct OwnedPacket {
+    pub ts: Ts,
+    pub link: LinkType,
+    pub data: Vec<u8>,
+    pub orig_len: u32,
+}
+
+impl OwnedPacket {
+    pub fn as_packet(&self) -> Packet<'_> {
+        Packet {
+            ts: self.ts,
+            link: self.link,
+            data: &self.data,
+            orig_len: self.orig_len,
+        }
+    }
+}
+
+/// Something wrong with an input that did not stop us from using what came before it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputWarning {
+    pub file: String,
+    pub message: String,
+}
+
+impl fmt::Display for InputWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}

@@ -1,0 +1,293 @@
+//! HTTP/2 connection semantics: frames from both directions become timeline facts — frame counts,
+//! PINGs, GOAWAYs, RST_STREAMs, SETTINGS, and streams with their requests, statuses and lifetimes.
+//! Header blocks (HEADERS or PUSH_PROMISE with their CONTINUATIONs) are assembled and decoded with
+//! one HPACK table per direction.
+
+use super::frame::{self, kind, settings, FrameError};
+use super::framer::{RawFrame, MAX_KEPT_HEADER_PAYLOAD};
+use super::hpack::{BlockDecoder, Fields};
+use crate::capture::Ts;
+use crate::tcp::Dir;
+use crate::timeline::{EventKind, Timeline};
+
+/// Limit `max_continuation_frames`: CONTINUATION frames in one header block.
+pub const MAX_CONTINUATIONS: u32 = 1000;
+
+/// A header block being assembled.
+struct Block {
+    stream: u32,
+    /// For PUSH_PROMISE: the promised stream the block describes.
+    promised: Option<u32>,
+    end_stream: bool,
+    bytes: Vec<u8>,
+    continuations: u32,
+    /// Some of the block was lost or exceeded the limit: it is not decoded.
+    damaged: bool,
+}
+
+struct Side {
+    hpack: BlockDecoder,
+    block: Option<Block>,
+}
+
+pub struct Connection {
+    sides: [Side; 2],
+}
+
+/// What a frame changes for the framers: a SETTINGS_MAX_FRAME_SIZE announced by the sender applies
+/// to the frames the other direction sends.
+pub struct Effect {
+    pub max_frame_size_for_peer: Option<u32>,
+}
+
+impl Connection {
+    /// `hpack_known`: whether the header tables start empty (the connection's start is in the
+    /// capture) or in an unknown state (mid-connection).
+    pub fn new(hpack_known: bool) -> Connection {
+        let side = || Side {
+            hpack: BlockDecoder::new(hpack_known),
+            block: None,
+        };
+        Connection {
+            sides: [side(), side()],
+        }
+    }
+
+    /// Bytes of a direction were lost: an unfinished header block is gone, and so is the certainty
+    /// about that direction's HPACK table.
+    pub fn lost(&mut self, dir: Dir) {
+        let side = &mut self.sides[dir.index()];
+        if side.block.take().is_some() {
+            side.hpack.lose_state();
+        }
+    }
+
+    pub fn frame(&mut self, dir: Dir, f: RawFrame<'_>, tl: &mut Timeline) -> Effect {
+        let mut effect = Effect {
+            max_frame_size_for_peer: None,
+        };
+        let (ts, head) = (f.ts, f.head);
+        tl.count_frame(head.kind, dir);
+        // §6.10: "If the END_HEADERS flag is not set, this frame MUST be followed by another
+        // CONTINUATION frame. A receiver MUST treat the receipt of any other type of frame or a
+        // frame on a different stream as a connection error".
+        if let Some(block) = &self.sides[dir.index()].block {
+            if head.kind != kind::CONTINUATION || head.stream != block.stream {
+                tl.anomaly(
+                    ts,
+                    dir,
+                    format!(
+                        "expected CONTINUATION of stream {}, got frame type {}",
+                        block.stream, head.kind
+                    ),
+                );
+                self.lost(dir);
+            }
+        }
+        let result: Result<(), FrameError> = match head.kind {
+            kind::DATA => frame::Data::parse(&head).map(|d| {
+                if let Some(s) = tl.stream(head.stream) {
+                    let new = s.opened.is_none() && s.closed.is_none();
+                    if new {
+                        s.opened = Some(ts);
+                        s.headers_incomplete = true;
+                    }
+                    if new {
+                        tl.stream_opened(ts);
+                    }
+                    if d.end_stream {
+                        end_stream(tl, head.stream, dir, ts);
+                    }
+                }
+            }),
+            kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
+                let block = Block {
+                    stream: head.stream,
+                    promised: None,
+                    end_stream: h.end_stream,
+                    bytes: h.fragment.to_vec(),
+                    continuations: 0,
+                    damaged: f.cut,
+                };
+                self.block(dir, block, h.end_headers, ts, tl);
+            }),
+            kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
+                let block = Block {
+                    stream: head.stream,
+                    promised: Some(p.promised_stream),
+                    end_stream: false,
+                    bytes: p.fragment.to_vec(),
+                    continuations: 0,
+                    damaged: f.cut,
+                };
+                self.block(dir, block, p.end_headers, ts, tl);
+            }),
+            kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
+                match self.sides[dir.index()].block.take() {
+                    Some(mut block) => {
+                        block.continuations += 1;
+                        block.damaged |= f.cut;
+                        if block.continuations > MAX_CONTINUATIONS || block.bytes.len() + c.fragment.len() > MAX_KEPT_HEADER_PAYLOAD {
+                            if !block.damaged {
+                                tl.push(ts, dir, EventKind::Limit {
+                                    name: "max_header_block",
+                                    detail: format!("header block of stream {} exceeds {} bytes or {} CONTINUATION frames", block.stream, MAX_KEPT_HEADER_PAYLOAD, MAX_CONTINUATIONS),
+                                });
+                            }
+                            block.damaged = true;
+                        } else {
+                            block.bytes.extend_from_slice(c.fragment);
+                        }
+                        self.block(dir, block, c.end_headers, ts, tl);
+                    }
+                    None => tl.anomaly(ts, dir, format!("CONTINUATION on stream {} without HEADERS", head.stream)),
+                }
+            }),
+            kind::PRIORITY => frame::Priority::parse(&head).map(|_| ()),
+            kind::RST_STREAM => frame::RstStream::parse(&head, f.payload).map(|r| {
+                tl.push(ts, dir, EventKind::RstStream { stream_id: head.stream, error_code: r.error_code });
+                if let Some(s) = tl.stream(head.stream) {
+                    if s.reset.is_none() {
+                        s.reset = Some((dir, r.error_code));
+                    }
+                    if s.closed.is_none() {
+                        let was_open = s.opened.is_some();
+                        s.closed = Some(ts);
+                        if was_open {
+                            tl.stream_closed(ts);
+                        }
+                    }
+                }
+            }),
+            kind::SETTINGS => frame::Settings::parse(&head, f.payload).map(|s| {
+                for &(id, value) in &s.params {
+                    if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
+                        effect.max_frame_size_for_peer = Some(value);
+                    }
+                }
+                tl.push(ts, dir, EventKind::Settings { ack: s.ack, params: s.params });
+            }),
+            kind::PING => frame::Ping::parse(&head, f.payload).map(|p| {
+                tl.push(ts, dir, EventKind::Ping { ack: p.ack, opaque: p.opaque });
+            }),
+            kind::GOAWAY => frame::Goaway::parse(&head, f.payload).map(|g| {
+                tl.push(ts, dir, EventKind::Goaway {
+                    last_stream_id: g.last_stream_id,
+                    error_code: g.error_code,
+                    debug_data: g.debug_data.to_vec(),
+                });
+            }),
+            kind::WINDOW_UPDATE => frame::WindowUpdate::parse(&head, f.payload).map(|_| ()),
+            // §5.5: "Implementations MUST ignore and discard frames of unknown types."
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tl.anomaly(ts, dir, format!("{} frame: {e}", frame_name(head.kind)));
+        }
+        if f.cut
+            && head.kind != kind::DATA
+            && !matches!(
+                head.kind,
+                kind::HEADERS | kind::CONTINUATION | kind::PUSH_PROMISE | kind::GOAWAY
+            )
+        {
+            tl.anomaly(
+                ts,
+                dir,
+                format!("{} frame cut short by lost bytes", frame_name(head.kind)),
+            );
+        }
+        effect
+    }
+
+    /// Stores an unfinished block, or decodes a finished one.
+    fn block(&mut self, dir: Dir, block: Block, end_headers: bool, ts: Ts, tl: &mut Timeline) {
+        let side = &mut self.sides[dir.index()];
+        if !end_headers {
+            side.block = Some(block);
+            return;
+        }
+        let fields = if block.damaged {
+            // Part of the block is missing, so the table updates it made are unknown.
+            side.hpack.lose_state();
+            Fields {
+                incomplete: true,
+                ..Fields::default()
+            }
+        } else {
+            let (fields, trouble) = side.hpack.decode(&block.bytes);
+            if let Some(e) = trouble.error {
+                tl.anomaly(ts, dir, format!("stream {}: {e}", block.stream));
+            }
+            if let Some(limit) = trouble.limit {
+                tl.push(
+                    ts,
+                    dir,
+                    EventKind::Limit {
+                        name: limit,
+                        detail: format!("header block of stream {}", block.stream),
+                    },
+                );
+            }
+            fields
+        };
+        let (id, opener) = match block.promised {
+            Some(promised) => (promised, true),
+            None => (
+                block.stream,
+                fields.method.is_some() || fields.path.is_some(),
+            ),
+        };
+        if let Some(s) = tl.stream(id) {
+            let new = s.opened.is_none() && s.closed.is_none();
+            if new {
+                s.opened = Some(ts);
+            }
+            if opener && s.opened_by.is_none() {
+                s.opened_by = Some(dir);
+            }
+            s.headers_incomplete |= fields.incomplete;
+            let f = fields;
+            for (slot, value) in [
+                (&mut s.http_method, f.method),
+                (&mut s.path, f.path),
+                (&mut s.authority, f.authority),
+                (&mut s.status, f.status),
+                (&mut s.content_type, f.content_type),
+                (&mut s.grpc_status, f.grpc_status),
+                (&mut s.grpc_message, f.grpc_message),
+            ] {
+                if value.is_some() {
+                    *slot = value;
+                }
+            }
+            if new {
+                tl.stream_opened(ts);
+            }
+            if block.end_stream {
+                end_stream(tl, id, dir, ts);
+            }
+        }
+    }
+}
+
+/// END_STREAM from `dir`: the stream closes once both sides have ended it.
+fn end_stream(tl: &mut Timeline, id: u32, dir: Dir, ts: Ts) {
+    let mut closed_now = false;
+    if let Some(s) = tl.streams.get_mut(&id) {
+        s.ended[dir.index()] = true;
+        if s.ended == [true, true] && s.closed.is_none() {
+            s.closed = Some(ts);
+            closed_now = true;
+        }
+    }
+    if closed_now {
+        tl.stream_closed(ts);
+    }
+}
+
+fn frame_name(kind: u8) -> String {
+    crate::timeline::FRAME_NAMES
+        .get(kind as usize)
+        .map_or_else(|| format!("UNKNOWN_0x{kind:02x}"), |n| n.to_string())
+}

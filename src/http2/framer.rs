@@ -1,0 +1,433 @@
+//! One direction's byte stream cut into HTTP/2 frames. Only the payload bytes a frame kind needs are
+//! kept (DATA payloads are skipped, header blocks and GOAWAY debug data are kept up to named
+//! limits), so a 16 MB frame costs no memory.
+//!
+//! Where the stream's frame boundaries are unknown (a capture that starts mid-connection, or bytes
+//! lost to a gap) the framer hunts: it buffers a little and looks for an offset from which a run of
+//! plausible frame headers follows, preferring offsets where a TCP segment began.
+
+use super::frame::{kind, FrameHeader, DEFAULT_MAX_FRAME_SIZE, HEADER_LEN};
+use crate::capture::Ts;
+
+/// Limit `max_header_block`: bytes of one header block fragment kept for HPACK.
+pub const MAX_KEPT_HEADER_PAYLOAD: usize = 256 * 1024;
+/// GOAWAY debug data kept (the rest of a long one is skipped).
+pub const MAX_KEPT_DEBUG_DATA: usize = 1024;
+/// Limit `max_hunt_buffer`: bytes buffered while looking for a frame boundary.
+pub const MAX_HUNT_BYTES: usize = 64 * 1024;
+
+/// A frame handed on: its header, the payload bytes kept (a prefix of the payload), and the time of
+/// the packet that completed it.
+pub struct RawFrame<'a> {
+    pub ts: Ts,
+    pub head: FrameHeader,
+    pub payload: &'a [u8],
+    /// True when `payload` is shorter than the frame's payload (kept-bytes limit, or lost bytes).
+    pub cut: bool,
+}
+
+/// How strong the evidence must be to accept a frame boundary while hunting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strictness {
+    /// The connection is known to be HTTP/2: one plausible frame that ends exactly where a segment
+    /// ended is enough.
+    Known,
+    /// Deciding whether this is HTTP/2 at all: two or more frames that end exactly at a segment end,
+    /// or three chained frames.
+    Detect,
+}
+
+/// Outcome of a hunt that failed to find a boundary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HuntState {
+    Synced,
+    Hunting,
+    /// Gave up (detecting only): this does not look like HTTP/2.
+    GaveUp,
+}
+
+enum Mode {
+    Frames,
+    Hunting(Strictness),
+}
+
+pub struct Framer {
+    mode: Mode,
+    head: [u8; HEADER_LEN],
+    head_len: usize,
+    /// The frame being read, once its header is complete.
+    current: Option<FrameHeader>,
+    keep: usize,
+    payload: Vec<u8>,
+    remaining: u32,
+    cut: bool,
+    /// Hunting: buffered bytes and where each segment's bytes began.
+    hunt: Vec<u8>,
+    hunt_starts: Vec<(usize, Ts)>,
+    hunted_total: usize,
+    /// Bytes skipped while hunting (reported).
+    pub skipped: u64,
+    /// The peer's SETTINGS_MAX_FRAME_SIZE as far as known.
+    pub max_frame_size: u32,
+}
+
+impl Framer {
+    pub fn new() -> Framer {
+        Framer {
+            mode: Mode::Frames,
+            head: [0; HEADER_LEN],
+            head_len: 0,
+            current: None,
+            keep: 0,
+            payload: Vec::new(),
+            remaining: 0,
+            cut: false,
+            hunt: Vec::new(),
+            hunt_starts: Vec::new(),
+            hunted_total: 0,
+            skipped: 0,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+        }
+    }
+
+    pub fn hunting(strictness: Strictness) -> Framer {
+        let mut f = Framer::new();
+        f.mode = Mode::Hunting(strictness);
+        f
+    }
+
+    pub fn is_hunting(&self) -> bool {
+        matches!(self.mode, Mode::Hunting(_))
+    }
+
+    /// Bytes were lost: whatever frame was being read is abandoned, and boundaries must be found
+    /// again.
+    pub fn lost(&mut self, len: u64) {
+        if let Some(_head) = self.current {
+            // The gap may lie entirely inside the current frame's payload: then the boundary is still
+            // known.
+            if len <= self.remaining as u64 {
+                self.remaining -= len as u32;
+                self.cut = true;
+                return;
+            }
+        }
+        self.current = None;
+        self.head_len = 0;
+        self.payload.clear();
+        if let Mode::Frames = self.mode {
+            self.mode = Mode::Hunting(Strictness::Known);
+        }
+        self.hunt.clear();
+        self.hunt_starts.clear();
+    }
+
+    /// Feeds bytes that arrived at `ts`; frames are passed to `out` as they complete.
+    pub fn feed(&mut self, ts: Ts, bytes: &[u8], out: &mut impl FnMut(RawFrame<'_>)) -> HuntState {
+        match self.mode {
+            Mode::Frames => {
+                self.frames(ts, bytes, out);
+                HuntState::Synced
+            }
+            Mode::Hunting(strictness) => self.hunt(ts, bytes, strictness, out),
+        }
+    }
+
+    /// Feeds the final bytes when the capture or connection ends: a frame cut off is reported as cut.
+    pub fn finish(&mut self, ts: Ts, out: &mut impl FnMut(RawFrame<'_>)) {
+        if let (Some(head), Mode::Frames) = (self.current.take(), &self.mode) {
+            out(RawFrame {
+                ts,
+                head,
+                payload: &self.payload,
+                cut: true,
+            });
+            self.payload.clear();
+        }
+    }
+
+    fn frames(&mut self, ts: Ts, mut bytes: &[u8], out: &mut impl FnMut(RawFrame<'_>)) {
+        while !bytes.is_empty() {
+            let head = match self.current {
+                Some(h) => h,
+                None => {
+                    let take = (HEADER_LEN - self.head_len).min(bytes.len());
+                    self.head[self.head_len..self.head_len + take].copy_from_slice(&bytes[..take]);
+                    self.head_len += take;
+                    bytes = &bytes[take..];
+                    if self.head_len < HEADER_LEN {
+                        return;
+                    }
+                    self.head_len = 0;
+                    let h = FrameHeader::parse(&self.head);
+                    self.start(h);
+                    h
+                }
+            };
+            if self.remaining > 0 {
+                let take = (self.remaining as usize).min(bytes.len());
+                let want = self.keep.saturating_sub(self.payload.len()).min(take);
+                self.payload.extend_from_slice(&bytes[..want]);
+                self.remaining -= take as u32;
+                bytes = &bytes[take..];
+            }
+            if self.remaining == 0 {
+                self.current = None;
+                let cut = self.cut || self.payload.len() < head.len as usize;
+                out(RawFrame {
+                    ts,
+                    head,
+                    payload: &self.payload,
+                    cut,
+                });
+                self.payload.clear();
+                self.cut = false;
+            }
+        }
+    }
+
+    fn start(&mut self, h: FrameHeader) {
+        self.keep = match h.kind {
+            kind::DATA => 0,
+            kind::HEADERS | kind::PUSH_PROMISE | kind::CONTINUATION => MAX_KEPT_HEADER_PAYLOAD,
+            kind::GOAWAY => 8 + MAX_KEPT_DEBUG_DATA,
+            kind::SETTINGS => 6 * 64,
+            kind::PING | kind::PRIORITY | kind::RST_STREAM | kind::WINDOW_UPDATE => 8,
+            _ => 0,
+        }
+        .min(h.len as usize);
+        self.remaining = h.len;
+        self.current = Some(h);
+        self.cut = false;
+    }
+
+    fn hunt(
+        &mut self,
+        ts: Ts,
+        bytes: &[u8],
+        strictness: Strictness,
+        out: &mut impl FnMut(RawFrame<'_>),
+    ) -> HuntState {
+        if bytes.is_empty() {
+            return HuntState::Hunting;
+        }
+        self.hunt_starts.push((self.hunt.len(), ts));
+        self.hunt.extend_from_slice(bytes);
+        self.hunted_total += bytes.len();
+        if let Some(start) = self.find_boundary(strictness) {
+            let buffered = std::mem::take(&mut self.hunt);
+            let starts = std::mem::take(&mut self.hunt_starts);
+            self.skipped += start as u64;
+            self.mode = Mode::Frames;
+            self.current = None;
+            self.head_len = 0;
+            // Replay from the boundary, segment by segment, so frames keep their own times.
+            for (i, &(seg_start, seg_ts)) in starts.iter().enumerate() {
+                let seg_end = starts.get(i + 1).map_or(buffered.len(), |s| s.0);
+                let from = seg_start.max(start);
+                if from < seg_end {
+                    self.frames(seg_ts, &buffered[from..seg_end], out);
+                }
+            }
+            return HuntState::Synced;
+        }
+        if strictness == Strictness::Detect
+            && (self.hunted_total > MAX_HUNT_BYTES || self.hunt_starts.len() > 16)
+        {
+            self.skipped += self.hunt.len() as u64;
+            self.hunt.clear();
+            self.hunt_starts.clear();
+            return HuntState::GaveUp;
+        }
+        if self.hunt.len() > MAX_HUNT_BYTES {
+            // Keep the newer half, from a segment start.
+            let cut = self.hunt.len() / 2;
+            let keep_from = self
+                .hunt_starts
+                .iter()
+                .map(|s| s.0)
+                .find(|&s| s >= cut)
+                .unwrap_or(self.hunt.len());
+            self.skipped += keep_from as u64;
+            self.hunt.drain(..keep_from);
+            self.hunt_starts.retain(|s| s.0 >= keep_from);
+            for s in &mut self.hunt_starts {
+                s.0 -= keep_from;
+            }
+        }
+        HuntState::Hunting
+    }
+
+    /// The first offset from which a run of plausible frame headers follows, by the rules of
+    /// `strictness`: segment starts first, then any offset.
+    fn find_boundary(&self, strictness: Strictness) -> Option<usize> {
+        let seg_ends: Vec<usize> = self
+            .hunt_starts
+            .iter()
+            .skip(1)
+            .map(|s| s.0)
+            .chain(std::iter::once(self.hunt.len()))
+            .collect();
+        let starts = self.hunt_starts.iter().map(|s| (s.0, true));
+        let anywhere = (0..self.hunt.len()).map(|o| (o, false));
+        for (offset, at_segment_start) in starts.chain(anywhere) {
+            let (frames, ends_at_segment_end, open) = self.chain(offset, &seg_ends);
+            let enough = match strictness {
+                Strictness::Known => {
+                    frames >= 3
+                        || (ends_at_segment_end
+                            && (frames >= 2 || (frames >= 1 && at_segment_start)))
+                }
+                Strictness::Detect => frames >= 3 || (ends_at_segment_end && frames >= 2),
+            };
+            if enough {
+                return Some(offset);
+            }
+            // A run that starts at a segment start and needs more bytes to judge: wait for them
+            // rather than accept a later offset.
+            if at_segment_start && open && frames < 3 {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// Follows frame headers from `offset`: how many plausible frames chain, whether the last one ends
+    /// exactly at a segment end, and whether the run is cut off by the end of the buffer.
+    fn chain(&self, offset: usize, seg_ends: &[usize]) -> (usize, bool, bool) {
+        let mut pos = offset;
+        let mut frames = 0;
+        loop {
+            if pos + HEADER_LEN > self.hunt.len() {
+                let exact = pos == self.hunt.len() || seg_ends.contains(&pos);
+                return (frames, exact && frames > 0, pos < self.hunt.len());
+            }
+            let mut h = [0u8; HEADER_LEN];
+            h.copy_from_slice(&self.hunt[pos..pos + HEADER_LEN]);
+            let head = FrameHeader::parse(&h);
+            if !head.plausible(self.max_frame_size) {
+                let exact = frames > 0 && seg_ends.contains(&pos);
+                return (frames, exact, false);
+            }
+            frames += 1;
+            pos += HEADER_LEN + head.len as usize;
+            if pos > self.hunt.len() {
+                return (frames, false, true);
+            }
+            if frames >= 3 {
+                return (frames, seg_ends.contains(&pos), false);
+            }
+        }
+    }
+}
+
+impl Default for Framer {
+    fn default() -> Self {
+        Framer::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        v.push(kind);
+        v.push(flags);
+        v.extend_from_slice(&stream.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn collect(f: &mut Framer, chunks: &[&[u8]]) -> (Vec<(u8, usize, bool)>, HuntState) {
+        let mut got = Vec::new();
+        let mut state = HuntState::Hunting;
+        for c in chunks {
+            state = f.feed(Ts(0), c, &mut |fr: RawFrame<'_>| {
+                got.push((fr.head.kind, fr.payload.len(), fr.cut))
+            });
+        }
+        (got, state)
+    }
+
+    #[test]
+    fn frames_split_across_chunks_and_many_per_chunk() {
+        let mut bytes = frame(kind::PING, 0, 0, &[1; 8]);
+        bytes.extend(frame(kind::DATA, 1, 1, &[7; 100]));
+        bytes.extend(frame(kind::WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+        let mut f = Framer::new();
+        let chunks: Vec<&[u8]> = bytes.chunks(5).collect();
+        let (got, _) = collect(&mut f, &chunks);
+        assert_eq!(
+            got,
+            vec![
+                (kind::PING, 8, false),
+                (kind::DATA, 0, false),
+                (kind::WINDOW_UPDATE, 4, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn huge_frames_are_not_buffered() {
+        let mut f = Framer::new();
+        let head = [0xff, 0xff, 0xff, kind::DATA, 0, 0, 0, 0, 1];
+        let mut got = 0;
+        f.feed(Ts(0), &head, &mut |_: RawFrame<'_>| got += 1);
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..16 {
+            f.feed(Ts(0), &block, &mut |_: RawFrame<'_>| got += 1);
+        }
+        assert_eq!(got, 1);
+        assert!(f.payload.capacity() < 1024);
+    }
+
+    #[test]
+    fn hunting_finds_the_boundary_after_garbage() {
+        let mut f = Framer::hunting(Strictness::Known);
+        let mut seg = vec![0xde, 0xad, 0xbe];
+        seg.extend(frame(kind::PING, 1, 0, &[2; 8]));
+        seg.extend(frame(kind::HEADERS, 4, 3, &[0x82]));
+        let (got, state) = collect(&mut f, &[&seg]);
+        assert_eq!(state, HuntState::Synced);
+        assert_eq!(got, vec![(kind::PING, 8, false), (kind::HEADERS, 1, false)]);
+        assert_eq!(f.skipped, 3);
+    }
+
+    #[test]
+    fn detecting_needs_more_than_one_frame_and_gives_up_on_text() {
+        let one = frame(kind::PING, 0, 0, &[0; 8]);
+        let mut f = Framer::hunting(Strictness::Detect);
+        assert_eq!(collect(&mut f, &[&one]).1, HuntState::Hunting);
+        let two = [
+            frame(kind::HEADERS, 4, 1, &[0x82]),
+            frame(kind::DATA, 1, 1, b"x"),
+        ]
+        .concat();
+        let mut f = Framer::hunting(Strictness::Detect);
+        assert_eq!(collect(&mut f, &[&two]).1, HuntState::Synced);
+        let text = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".repeat(2000);
+        let mut f = Framer::hunting(Strictness::Detect);
+        let chunks: Vec<&[u8]> = text.chunks(1400).collect();
+        assert_eq!(collect(&mut f, &chunks).1, HuntState::GaveUp);
+    }
+
+    #[test]
+    fn a_gap_inside_a_payload_keeps_the_boundary() {
+        let mut f = Framer::new();
+        let data = frame(kind::DATA, 0, 1, &[7; 100]);
+        let ping = frame(kind::PING, 0, 0, &[1; 8]);
+        let mut got = Vec::new();
+        f.feed(Ts(0), &data[..50], &mut |fr: RawFrame<'_>| {
+            got.push(fr.head.kind)
+        });
+        f.lost(30);
+        f.feed(Ts(0), &data[80..], &mut |fr: RawFrame<'_>| {
+            got.push(fr.head.kind)
+        });
+        f.feed(Ts(0), &ping, &mut |fr: RawFrame<'_>| got.push(fr.head.kind));
+        assert_eq!(got, vec![kind::DATA, kind::PING]);
+        assert!(!f.is_hunting());
+    }
+}

@@ -1,0 +1,5 @@
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    h2keepalive::main_with_args(std::env::args_os())
+}

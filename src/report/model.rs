@@ -1,0 +1,485 @@
+//! The report model: what every renderer shows, built once from the timelines. Its serialised form
+//! is the JSON document of CONTRACT.md (`h2keepalive/v1`); field names there are a stable surface.
+
+use crate::analyzer::Stats;
+use crate::capture::Ts;
+use crate::http2::frame::error_name;
+use crate::tcp::Dir;
+use crate::timeline::{EventKind, Timeline, FRAME_NAMES};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub const SCHEMA: &str = "h2keepalive/v1";
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Document {
+    pub schema: &'static str,
+    pub input: Input,
+    pub connections: Vec<Connection>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Input {
+    pub files: Vec<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Option<f64>,
+    pub last_ts: Option<f64>,
+    pub warnings: Vec<String>,
+    pub tcp_connections: u64,
+    pub http2_connections: u64,
+    pub tls_connections: u64,
+    pub other_tcp_connections: u64,
+    pub skipped_packets: Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub not_tcp: u64,
+    pub malformed: u64,
+    pub ip_fragments: u64,
+    pub unsupported_link_type: u64,
+}
+
+/// A count per direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PerSide {
+    pub client: u64,
+    pub server: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Connection {
+    pub id: usize,
+    pub client: String,
+    pub server: String,
+    pub start: f64,
+    pub end: f64,
+    pub syn_seen: bool,
+    pub preface_seen: bool,
+    pub http2: bool,
+    pub tls: bool,
+    /// How HTTP/2 was recognised: prior-knowledge, h2c-upgrade, connect-tunnel, mid-stream, decode-as.
+    pub detection: &'static str,
+    pub frames: BTreeMap<String, PerSide>,
+    pub pings: Vec<Ping>,
+    pub goaways: Vec<Goaway>,
+    pub rst_streams: Vec<RstStream>,
+    pub streams: Vec<Stream>,
+    pub streams_not_kept: u64,
+    pub settings: Vec<Settings>,
+    pub tcp: Tcp,
+    pub idle: IdleSummary,
+    pub anomalies: Vec<Note>,
+    pub limits: Vec<Note>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ping {
+    pub ts: f64,
+    pub from: &'static str,
+    pub ack: bool,
+    pub opaque: String,
+    pub acked_at: Option<f64>,
+    pub rtt_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Goaway {
+    pub ts: f64,
+    pub from: &'static str,
+    pub last_stream_id: u32,
+    pub error_code: String,
+    pub error_code_value: u32,
+    /// The debug data as text (lossy UTF-8, trailing NULs removed).
+    pub debug_data: String,
+    pub debug_data_hex: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RstStream {
+    pub ts: f64,
+    pub from: &'static str,
+    pub stream_id: u32,
+    pub error_code: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Stream {
+    pub id: u32,
+    /// The request's `:path` (for gRPC, `/package.Service/Method`).
+    pub method: Option<String>,
+    pub http_method: Option<String>,
+    pub authority: Option<String>,
+    pub status: Option<String>,
+    pub content_type: Option<String>,
+    pub grpc_status: Option<i64>,
+    pub grpc_message: Option<String>,
+    pub opened: Option<f64>,
+    pub closed: Option<f64>,
+    pub opened_by: Option<&'static str>,
+    pub reset_by: Option<&'static str>,
+    pub reset_code: Option<String>,
+    pub headers_incomplete: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Settings {
+    pub ts: f64,
+    pub from: &'static str,
+    pub ack: bool,
+    pub params: Vec<(u16, u32)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Tcp {
+    pub fin: Sides<Option<f64>>,
+    pub rst: Vec<Rst>,
+    pub retransmissions: u64,
+    pub gaps: u64,
+    pub packets: PerSide,
+    pub payload_bytes: PerSide,
+    /// The IP TTL each side's packets usually carry (RSTs excluded).
+    pub usual_ttl: Sides<Option<u8>>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Sides<T> {
+    pub client: T,
+    pub server: T,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Rst {
+    pub ts: f64,
+    pub from: &'static str,
+    pub ttl: u8,
+    pub ip_id: Option<u16>,
+    pub suspect_forged: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IdleSummary {
+    pub max_transport_idle_s: f64,
+    pub max_transport_idle_start: Option<f64>,
+    pub max_stream_idle_s: f64,
+    pub max_stream_idle_start: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Note {
+    pub ts: f64,
+    pub from: &'static str,
+    pub what: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Verdict {
+    pub cause: &'static str,
+    pub killed_by: &'static str,
+    pub confidence: f64,
+    pub idle_before_s: Option<f64>,
+    pub at: Option<f64>,
+    pub evidence: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Finding {
+    pub id: String,
+    pub severity: String,
+    pub summary: String,
+    pub connections: Vec<usize>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn secs(ts: Ts) -> f64 {
+    // Round to the nanosecond the capture can express; f64 keeps microseconds for current epochs.
+    ts.as_secs_f64()
+}
+
+pub fn build(
+    files: Vec<String>,
+    warnings: Vec<String>,
+    stats: &Stats,
+    timelines: &[Timeline],
+) -> Document {
+    let connections: Vec<Connection> = timelines
+        .iter()
+        .enumerate()
+        .map(|(id, tl)| connection(id, tl))
+        .collect();
+    Document {
+        schema: SCHEMA,
+        input: Input {
+            files,
+            packets: stats.packets,
+            bytes: stats.bytes,
+            first_ts: stats.first_ts.map(secs),
+            last_ts: stats.last_ts.map(secs),
+            warnings,
+            tcp_connections: stats.tcp_connections,
+            http2_connections: connections.len() as u64,
+            tls_connections: stats.tls_connections,
+            other_tcp_connections: stats.other_connections,
+            skipped_packets: Skipped {
+                not_tcp: stats.not_tcp,
+                malformed: stats.malformed,
+                ip_fragments: stats.fragments,
+                unsupported_link_type: stats.unsupported_link,
+            },
+        },
+        connections,
+        findings: Vec::new(),
+    }
+}
+
+fn connection(id: usize, tl: &Timeline) -> Connection {
+    let role = |dir: Dir| {
+        if tl.is_client(dir) {
+            "client"
+        } else {
+            "server"
+        }
+    };
+    let per_side = |counts: [u64; 2]| {
+        let (a, b) = (counts[0], counts[1]);
+        if tl.is_client(Dir::AtoB) {
+            PerSide {
+                client: a,
+                server: b,
+            }
+        } else {
+            PerSide {
+                client: b,
+                server: a,
+            }
+        }
+    };
+    let client_dir = if tl.is_client(Dir::AtoB) {
+        Dir::AtoB
+    } else {
+        Dir::BtoA
+    };
+    let (c, s) = (client_dir.index(), client_dir.reverse().index());
+
+    let mut frames = BTreeMap::new();
+    for (kind, name) in FRAME_NAMES.iter().enumerate() {
+        frames.insert(name.to_string(), per_side(tl.frames[kind]));
+    }
+    for (kind, counts) in &tl.unknown_frames {
+        frames.insert(format!("UNKNOWN_0x{kind:02x}"), per_side(*counts));
+    }
+
+    let mut pings: Vec<Ping> = Vec::new();
+    // Unanswered PINGs by sender and opaque data, oldest first: an ACK answers the oldest.
+    let mut waiting: HashMap<(Dir, [u8; 8]), VecDeque<usize>> = HashMap::new();
+    let mut goaways = Vec::new();
+    let mut rst_streams = Vec::new();
+    let mut settings = Vec::new();
+    let mut rsts = Vec::new();
+    let mut anomalies = Vec::new();
+    let mut limits = Vec::new();
+    for e in &tl.events {
+        let ts = secs(e.ts);
+        match &e.kind {
+            EventKind::Ping { ack: false, opaque } => {
+                waiting
+                    .entry((e.dir, *opaque))
+                    .or_default()
+                    .push_back(pings.len());
+                pings.push(Ping {
+                    ts,
+                    from: role(e.dir),
+                    ack: false,
+                    opaque: hex(opaque),
+                    acked_at: None,
+                    rtt_ms: None,
+                });
+            }
+            EventKind::Ping { ack: true, opaque } => {
+                let answered = waiting
+                    .get_mut(&(e.dir.reverse(), *opaque))
+                    .and_then(|q| q.pop_front());
+                match answered {
+                    Some(i) => {
+                        let p = &mut pings[i];
+                        p.acked_at = Some(ts);
+                        p.rtt_ms = Some(((ts - p.ts) * 1e6).round() / 1e3);
+                    }
+                    None => pings.push(Ping {
+                        ts,
+                        from: role(e.dir),
+                        ack: true,
+                        opaque: hex(opaque),
+                        acked_at: None,
+                        rtt_ms: None,
+                    }),
+                }
+            }
+            EventKind::Goaway {
+                last_stream_id,
+                error_code,
+                debug_data,
+            } => {
+                let text = String::from_utf8_lossy(debug_data)
+                    .trim_end_matches('\0')
+                    .to_string();
+                goaways.push(Goaway {
+                    ts,
+                    from: role(e.dir),
+                    last_stream_id: *last_stream_id,
+                    error_code: error_name(*error_code),
+                    error_code_value: *error_code,
+                    debug_data: text,
+                    debug_data_hex: hex(debug_data),
+                });
+            }
+            EventKind::RstStream {
+                stream_id,
+                error_code,
+            } => {
+                rst_streams.push(RstStream {
+                    ts,
+                    from: role(e.dir),
+                    stream_id: *stream_id,
+                    error_code: error_name(*error_code),
+                });
+            }
+            EventKind::Settings { ack, params } => {
+                settings.push(Settings {
+                    ts,
+                    from: role(e.dir),
+                    ack: *ack,
+                    params: params.clone(),
+                });
+            }
+            EventKind::Rst { ttl, ip_id, .. } => {
+                // Whether a RST was forged is diagnosis's call; the timeline only carries the facts.
+                rsts.push(Rst {
+                    ts,
+                    from: role(e.dir),
+                    ttl: *ttl,
+                    ip_id: *ip_id,
+                    suspect_forged: false,
+                });
+            }
+            EventKind::Anomaly { what } => anomalies.push(Note {
+                ts,
+                from: role(e.dir),
+                what: what.clone(),
+            }),
+            EventKind::Limit { name, detail } => limits.push(Note {
+                ts,
+                from: role(e.dir),
+                what: format!("{name}: {detail}"),
+            }),
+            EventKind::Gap { bytes } => anomalies.push(Note {
+                ts,
+                from: role(e.dir),
+                what: format!("{bytes} bytes missing from the capture"),
+            }),
+            EventKind::Syn { .. } | EventKind::Fin | EventKind::Preface => {}
+        }
+    }
+    if tl.events_dropped > 0 {
+        limits.push(Note {
+            ts: secs(tl.last),
+            from: "client",
+            what: format!(
+                "max_events_per_connection: {} events not kept",
+                tl.events_dropped
+            ),
+        });
+    }
+
+    let streams = tl
+        .streams
+        .values()
+        .map(|st| Stream {
+            id: st.id,
+            method: st.path.clone(),
+            http_method: st.http_method.clone(),
+            authority: st.authority.clone(),
+            status: st.status.clone(),
+            content_type: st.content_type.clone(),
+            grpc_status: st
+                .grpc_status
+                .as_deref()
+                .and_then(|s| s.trim().parse().ok()),
+            grpc_message: st.grpc_message.clone(),
+            opened: st.opened.map(secs),
+            closed: st.closed.map(secs),
+            opened_by: st.opened_by.map(role),
+            reset_by: st.reset.map(|(d, _)| role(d)),
+            reset_code: st.reset.map(|(_, code)| error_name(code)),
+            headers_incomplete: st.headers_incomplete,
+        })
+        .collect();
+
+    let sides = &tl.sides;
+    Connection {
+        id,
+        client: tl.client().to_string(),
+        server: tl.server().to_string(),
+        start: secs(tl.first),
+        end: secs(tl.last),
+        syn_seen: sides.iter().any(|s| s.syn.is_some()),
+        preface_seen: tl.preface_seen,
+        http2: tl.http2.is_some(),
+        tls: tl.tls,
+        detection: tl.http2.map_or("none", |d| d.name()),
+        frames,
+        pings,
+        goaways,
+        rst_streams,
+        streams,
+        streams_not_kept: tl.streams_dropped,
+        settings,
+        tcp: Tcp {
+            fin: Sides {
+                client: sides[c].fin.map(secs),
+                server: sides[s].fin.map(secs),
+            },
+            rst: rsts,
+            retransmissions: sides[0].retransmissions + sides[1].retransmissions,
+            gaps: sides[0].gaps + sides[1].gaps,
+            packets: PerSide {
+                client: sides[c].packets,
+                server: sides[s].packets,
+            },
+            payload_bytes: PerSide {
+                client: sides[c].payload_bytes,
+                server: sides[s].payload_bytes,
+            },
+            usual_ttl: Sides {
+                client: sides[c].usual_ttl(),
+                server: sides[s].usual_ttl(),
+            },
+        },
+        idle: IdleSummary {
+            max_transport_idle_s: round3(tl.max_transport_idle.map_or(0.0, |i| i.secs())),
+            max_transport_idle_start: tl.max_transport_idle.map(|i| secs(i.start)),
+            max_stream_idle_s: round3(tl.max_stream_idle.map_or(0.0, |i| i.secs())),
+            max_stream_idle_start: tl.max_stream_idle.map(|i| secs(i.start)),
+        },
+        anomalies,
+        limits,
+        verdict: Verdict {
+            cause: "unknown",
+            killed_by: "unknown",
+            confidence: 0.0,
+            idle_before_s: None,
+            at: None,
+            evidence: vec!["no diagnosis rules in this version".to_string()],
+        },
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

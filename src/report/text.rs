@@ -1,0 +1,312 @@
+//! Text for people: a header line, one compact block per HTTP/2 connection with its notable events
+//! at times relative to the capture's start, then totals. Built from the report model only.
+
+use super::model::{Connection, Document};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Events listed per connection unless `-v`.
+const EVENTS_SHOWN: usize = 8;
+
+pub fn render(doc: &Document, verbose: bool) -> String {
+    let mut out = String::new();
+    let t0 = doc.input.first_ts.unwrap_or(0.0);
+    let span = doc.input.last_ts.map_or(0.0, |l| l - t0);
+    let files = doc.input.files.join(", ");
+    let _ = writeln!(
+        out,
+        "h2keepalive: {files}: {} packets over {}, {} HTTP/2 connection{} of {} TCP",
+        doc.input.packets,
+        duration(span),
+        doc.connections.len(),
+        if doc.connections.len() == 1 { "" } else { "s" },
+        doc.input.tcp_connections,
+    );
+    if doc.input.tls_connections > 0 {
+        let _ = writeln!(
+            out,
+            "  {} TLS connection(s) not decrypted (no key log support yet)",
+            doc.input.tls_connections
+        );
+    }
+    for w in &doc.input.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    for c in &doc.connections {
+        out.push('\n');
+        connection(&mut out, c, t0, verbose);
+    }
+    out.push('\n');
+    totals(&mut out, doc);
+    out
+}
+
+fn rel(t: f64, t0: f64) -> String {
+    format!("+{:.3}", t - t0)
+}
+
+fn duration(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.0} min {:.0} s", (s / 60.0).floor(), s % 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// Text from a capture shown on a terminal: control characters are escaped.
+fn clean(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
+    let end = match (&c.tcp.rst.first(), c.tcp.fin.client, c.tcp.fin.server) {
+        (Some(r), _, _) => format!("RST from {}", r.from),
+        (None, Some(_), Some(_)) => "FIN both ways".to_string(),
+        (None, Some(_), None) => "FIN from client".to_string(),
+        (None, None, Some(_)) => "FIN from server".to_string(),
+        _ => "open at capture end".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "#{:<3} {} -> {}  {}  {} .. {} ({})  {}",
+        c.id,
+        c.client,
+        c.server,
+        c.detection,
+        rel(c.start, t0),
+        rel(c.end, t0),
+        duration(c.end - c.start),
+        end
+    );
+
+    // Streams: count, the most common methods, gRPC statuses.
+    let mut methods: BTreeMap<String, usize> = BTreeMap::new();
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &c.streams {
+        let m = match (&s.http_method, &s.method) {
+            (Some(h), Some(p)) => format!("{h} {}", clean(p)),
+            (None, Some(p)) => clean(p),
+            _ => "(headers not seen)".to_string(),
+        };
+        *methods.entry(m).or_default() += 1;
+        let st = match (s.grpc_status, &s.status, &s.reset_code) {
+            (Some(g), _, _) => format!("grpc-status {g}"),
+            (None, _, Some(code)) => format!("reset {code}"),
+            (None, Some(h), None) => format!(":status {}", clean(h)),
+            _ => "unfinished".to_string(),
+        };
+        *statuses.entry(st).or_default() += 1;
+    }
+    if !c.streams.is_empty() {
+        let mut ms: Vec<_> = methods.into_iter().collect();
+        ms.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let shown: Vec<String> = ms
+            .iter()
+            .take(3)
+            .map(|(m, n)| format!("{m} x{n}"))
+            .collect();
+        let more = if ms.len() > 3 {
+            format!(", {} more", ms.len() - 3)
+        } else {
+            String::new()
+        };
+        let sts: Vec<String> = statuses.iter().map(|(s, n)| format!("{s} x{n}")).collect();
+        let _ = writeln!(
+            out,
+            "     streams  {}: {}{}; {}",
+            c.streams.len(),
+            shown.join(", "),
+            more,
+            sts.join(", ")
+        );
+    }
+
+    let side = |client: bool| -> String {
+        let parts: Vec<String> = c
+            .frames
+            .iter()
+            .filter_map(|(name, n)| {
+                let v = if client { n.client } else { n.server };
+                (v > 0).then(|| format!("{name} {v}"))
+            })
+            .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join(" ")
+        }
+    };
+    let _ = writeln!(out, "     frames   client: {}", side(true));
+    let _ = writeln!(out, "              server: {}", side(false));
+
+    for from in ["client", "server"] {
+        let sent: Vec<_> = c
+            .pings
+            .iter()
+            .filter(|p| p.from == from && !p.ack)
+            .collect();
+        if sent.is_empty() {
+            continue;
+        }
+        let answered: Vec<f64> = sent.iter().filter_map(|p| p.rtt_ms).collect();
+        let mut rtts = answered.clone();
+        rtts.sort_by(|a, b| a.total_cmp(b));
+        let median = rtts
+            .get(rtts.len() / 2)
+            .map_or(String::new(), |m| format!(", RTT median {m:.2} ms"));
+        let interval = if sent.len() >= 2 {
+            let mut gaps: Vec<f64> = sent.windows(2).map(|w| w[1].ts - w[0].ts).collect();
+            gaps.sort_by(|a, b| a.total_cmp(b));
+            format!(", every ~{:.1} s", gaps[gaps.len() / 2])
+        } else {
+            String::new()
+        };
+        let unanswered = sent.len() - answered.len();
+        let ans = if unanswered == 0 {
+            "all answered".to_string()
+        } else {
+            format!("{unanswered} unanswered")
+        };
+        let _ = writeln!(
+            out,
+            "     pings    {from} sent {}{interval}, {ans}{median}",
+            sent.len()
+        );
+    }
+    let lone_acks = c.pings.iter().filter(|p| p.ack).count();
+    if lone_acks > 0 {
+        let _ = writeln!(
+            out,
+            "     pings    {lone_acks} ACK(s) answering PINGs from before the capture"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "     idle     longest without packets {:.1} s; without open streams {:.1} s",
+        c.idle.max_transport_idle_s, c.idle.max_stream_idle_s
+    );
+    if c.tcp.retransmissions > 0 || c.tcp.gaps > 0 {
+        let _ = writeln!(
+            out,
+            "     tcp      {} retransmissions, {} gaps",
+            c.tcp.retransmissions, c.tcp.gaps
+        );
+    }
+
+    // Notable events, in time order.
+    let mut events: Vec<(f64, String)> = Vec::new();
+    for p in &c.pings {
+        if !p.ack && p.acked_at.is_none() {
+            events.push((
+                p.ts,
+                format!("{:<6}  PING {} never answered", p.from, p.opaque),
+            ));
+        }
+    }
+    for g in &c.goaways {
+        let dbg = if g.debug_data.is_empty() {
+            String::new()
+        } else {
+            format!(" \"{}\"", clean(&g.debug_data))
+        };
+        events.push((
+            g.ts,
+            format!(
+                "{:<6}  GOAWAY {} last-stream {}{dbg}",
+                g.from, g.error_code, g.last_stream_id
+            ),
+        ));
+    }
+    for r in &c.rst_streams {
+        events.push((
+            r.ts,
+            format!(
+                "{:<6}  RST_STREAM {} on stream {}",
+                r.from, r.error_code, r.stream_id
+            ),
+        ));
+    }
+    if let Some(t) = c.tcp.fin.client {
+        events.push((t, "client  FIN".to_string()));
+    }
+    if let Some(t) = c.tcp.fin.server {
+        events.push((t, "server  FIN".to_string()));
+    }
+    for r in &c.tcp.rst {
+        events.push((r.ts, format!("{:<6}  TCP RST (TTL {})", r.from, r.ttl)));
+    }
+    for a in c.anomalies.iter().chain(&c.limits) {
+        events.push((a.ts, format!("{:<6}  {}", a.from, clean(&a.what))));
+    }
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let shown = if verbose {
+        events.len()
+    } else {
+        events.len().min(EVENTS_SHOWN)
+    };
+    for (i, (t, what)) in events.iter().take(shown).enumerate() {
+        let label = if i == 0 { "events" } else { "" };
+        let _ = writeln!(out, "     {label:<8} {:<12} {what}", rel(*t, t0));
+    }
+    if events.len() > shown {
+        let _ = writeln!(
+            out,
+            "              ... {} more (-v shows all)",
+            events.len() - shown
+        );
+    }
+    let _ = writeln!(
+        out,
+        "     verdict  {} ({})",
+        c.verdict.cause,
+        c.verdict.evidence.join("; ")
+    );
+}
+
+fn totals(out: &mut String, doc: &Document) {
+    let mut frames: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut goaway_codes: BTreeMap<&str, u64> = BTreeMap::new();
+    let (mut streams, mut pings, mut answered, mut rsts) = (0, 0, 0, 0);
+    for c in &doc.connections {
+        for (name, n) in &c.frames {
+            *frames.entry(name).or_default() += n.client + n.server;
+        }
+        for g in &c.goaways {
+            *goaway_codes.entry(&g.error_code).or_default() += 1;
+        }
+        streams += c.streams.len();
+        pings += c.pings.iter().filter(|p| !p.ack).count();
+        answered += c.pings.iter().filter(|p| p.acked_at.is_some()).count();
+        rsts += c.tcp.rst.len();
+    }
+    let fr: Vec<String> = frames
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    let _ = writeln!(out, "totals: {} HTTP/2 connections, {streams} streams, {pings} PINGs ({answered} answered), {rsts} TCP RSTs", doc.connections.len());
+    if !fr.is_empty() {
+        let _ = writeln!(out, "frames: {}", fr.join(", "));
+    }
+    if !goaway_codes.is_empty() {
+        let g: Vec<String> = goaway_codes
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        let _ = writeln!(out, "GOAWAY: {}", g.join(", "));
+    }
+    let findings = if doc.findings.is_empty() {
+        "none".to_string()
+    } else {
+        doc.findings.len().to_string()
+    };
+    let _ = writeln!(out, "findings: {findings}");
+}

@@ -1,0 +1,89 @@
+//! The flow table: one entry per TCP connection, keyed by its 4-tuple in a canonical order so that
+//! both directions find the same entry. Its size is bounded by a named limit.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Limit `max_flows`: TCP connections tracked at once. New connections beyond it are counted and
+/// not followed.
+pub const MAX_FLOWS: usize = 500_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: SocketAddr,
+    hi: SocketAddr,
+}
+
+impl FlowKey {
+    pub fn new(x: SocketAddr, y: SocketAddr) -> FlowKey {
+        if x <= y {
+            FlowKey { lo: x, hi: y }
+        } else {
+            FlowKey { lo: y, hi: x }
+        }
+    }
+}
+
+pub struct FlowTable<T> {
+    map: HashMap<FlowKey, T>,
+    max_flows: usize,
+    /// Connections not followed because the table was full.
+    pub refused: u64,
+}
+
+impl<T> FlowTable<T> {
+    pub fn new(max_flows: usize) -> FlowTable<T> {
+        FlowTable {
+            map: HashMap::new(),
+            max_flows,
+            refused: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut T> {
+        self.map.get_mut(key)
+    }
+
+    /// Inserts a new flow, or refuses it (and counts the refusal) when the table is full.
+    pub fn insert(&mut self, key: FlowKey, value: T) -> Option<&mut T> {
+        if self.map.len() >= self.max_flows && !self.map.contains_key(&key) {
+            self.refused += 1;
+            return None;
+        }
+        self.map.insert(key, value);
+        self.map.get_mut(&key)
+    }
+
+    pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
+        self.map.remove(key)
+    }
+
+    pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, T)> + '_ {
+        self.map.drain()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_share_a_key_and_the_limit_holds() {
+        let a: SocketAddr = "198.18.0.2:40000".parse().unwrap();
+        let b: SocketAddr = "198.18.1.2:50051".parse().unwrap();
+        assert_eq!(FlowKey::new(a, b), FlowKey::new(b, a));
+        let mut t = FlowTable::new(1);
+        assert!(t.insert(FlowKey::new(a, b), 1).is_some());
+        let c: SocketAddr = "198.18.0.3:40000".parse().unwrap();
+        assert!(t.insert(FlowKey::new(c, b), 2).is_none());
+        assert_eq!((t.len(), t.refused), (1, 1));
+    }
+}

@@ -1,0 +1,381 @@
+//! The connection timeline: everything later stages know about one TCP connection, as plain values.
+//! TCP and HTTP/2 write it; diagnosis and the renderers only read it. Directions are the flow's
+//! raw A→B / B→A; `roles` says which side is the client once that is known.
+
+use crate::capture::Ts;
+use crate::tcp::Dir;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Idle periods shorter than this are not listed one by one (the longest is always kept).
+pub const MIN_LISTED_IDLE_NS: i64 = 1_000_000_000;
+/// Limit `max_events_per_connection`: notable events kept per connection; the rest are counted.
+pub const MAX_EVENTS: usize = 100_000;
+/// Limit `max_streams_per_connection`: streams remembered per connection; the rest are counted.
+pub const MAX_STREAMS: usize = 50_000;
+/// Limit `max_idle_periods_per_connection`.
+pub const MAX_IDLE_PERIODS: usize = 10_000;
+
+/// HTTP/2 frame types by RFC 9113 number.
+pub const FRAME_NAMES: [&str; 10] = [
+    "DATA",
+    "HEADERS",
+    "PRIORITY",
+    "RST_STREAM",
+    "SETTINGS",
+    "PUSH_PROMISE",
+    "PING",
+    "GOAWAY",
+    "WINDOW_UPDATE",
+    "CONTINUATION",
+];
+
+/// How HTTP/2 was recognised on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detection {
+    /// The client connection preface, on any port.
+    Preface,
+    /// HTTP/1.1 `Upgrade: h2c` answered by `101 Switching Protocols`.
+    Upgrade,
+    /// Inside an HTTP/1.1 `CONNECT` tunnel (with the inner preface).
+    ConnectTunnel,
+    /// A run of plausible frame headers in a capture that started mid-connection.
+    MidStream,
+    /// `--decode-as PORT`.
+    DecodeAs,
+}
+
+impl Detection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Detection::Preface => "prior-knowledge",
+            Detection::Upgrade => "h2c-upgrade",
+            Detection::ConnectTunnel => "connect-tunnel",
+            Detection::MidStream => "mid-stream",
+            Detection::DecodeAs => "decode-as",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventKind {
+    Syn {
+        ack: bool,
+    },
+    Fin,
+    Rst {
+        ttl: u8,
+        ip_id: Option<u16>,
+        window: u16,
+    },
+    /// Bytes of the stream missing from the capture.
+    Gap {
+        bytes: u64,
+    },
+    Preface,
+    Settings {
+        ack: bool,
+        params: Vec<(u16, u32)>,
+    },
+    Ping {
+        ack: bool,
+        opaque: [u8; 8],
+    },
+    Goaway {
+        last_stream_id: u32,
+        error_code: u32,
+        debug_data: Vec<u8>,
+    },
+    RstStream {
+        stream_id: u32,
+        error_code: u32,
+    },
+    /// Something the peer should not have sent, or that we could not parse; parsing went on.
+    Anomaly {
+        what: String,
+    },
+    /// A named resource limit was reached.
+    Limit {
+        name: &'static str,
+        detail: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub ts: Ts,
+    pub dir: Dir,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stream {
+    pub id: u32,
+    /// The side that opened it (sent the request HEADERS, or the PUSH_PROMISE).
+    pub opened_by: Option<Dir>,
+    pub opened: Option<Ts>,
+    pub closed: Option<Ts>,
+    pub http_method: Option<String>,
+    pub path: Option<String>,
+    pub authority: Option<String>,
+    pub status: Option<String>,
+    pub content_type: Option<String>,
+    pub grpc_status: Option<String>,
+    pub grpc_message: Option<String>,
+    /// END_STREAM seen from A→B and B→A.
+    pub ended: [bool; 2],
+    pub reset: Option<(Dir, u32)>,
+    /// Some header block of this stream could not be fully decoded (HPACK state unknown).
+    pub headers_incomplete: bool,
+}
+
+/// A period without packets (transport idle) or without open streams (stream idle).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Idle {
+    pub start: Ts,
+    pub end: Ts,
+}
+
+impl Idle {
+    pub fn secs(&self) -> f64 {
+        self.end.secs_since(self.start)
+    }
+}
+
+/// Per-direction TCP facts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Side {
+    pub packets: u64,
+    pub payload_bytes: u64,
+    /// IP TTLs seen on this side's packets other than RSTs, with counts (a few distinct values).
+    pub ttls: Vec<(u8, u64)>,
+    pub fin: Option<Ts>,
+    pub syn: Option<Ts>,
+    pub retransmissions: u64,
+    pub gaps: u64,
+}
+
+impl Side {
+    pub fn note_ttl(&mut self, ttl: u8) {
+        if let Some(e) = self.ttls.iter_mut().find(|e| e.0 == ttl) {
+            e.1 += 1;
+        } else if self.ttls.len() < 8 {
+            self.ttls.push((ttl, 1));
+        }
+    }
+
+    /// The TTL this side's packets usually carry.
+    pub fn usual_ttl(&self) -> Option<u8> {
+        self.ttls.iter().max_by_key(|e| e.1).map(|e| e.0)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Timeline {
+    /// Source and destination of the first packet seen (A and B).
+    pub a: SocketAddr,
+    pub b: SocketAddr,
+    /// The client, once known: `Some(Dir::AtoB)` means A is the client.
+    pub client_dir: Option<Dir>,
+    pub first: Ts,
+    pub last: Ts,
+    pub sides: [Side; 2],
+    pub http2: Option<Detection>,
+    pub tls: bool,
+    pub preface_seen: bool,
+    /// Frame counts by type (index = RFC 9113 number) and direction (A→B, B→A).
+    pub frames: [[u64; 2]; 10],
+    pub unknown_frames: BTreeMap<u8, [u64; 2]>,
+    pub events: Vec<Event>,
+    pub events_dropped: u64,
+    pub streams: BTreeMap<u32, Stream>,
+    pub streams_dropped: u64,
+    pub open_streams: usize,
+    /// Transport idle periods of at least [`MIN_LISTED_IDLE_NS`], plus the longest one.
+    pub transport_idle: Vec<Idle>,
+    pub max_transport_idle: Option<Idle>,
+    pub stream_idle: Vec<Idle>,
+    pub max_stream_idle: Option<Idle>,
+    /// Start of the current period with no open stream.
+    stream_idle_since: Option<Ts>,
+}
+
+impl Timeline {
+    pub fn new(a: SocketAddr, b: SocketAddr, ts: Ts) -> Timeline {
+        Timeline {
+            a,
+            b,
+            client_dir: None,
+            first: ts,
+            last: ts,
+            sides: Default::default(),
+            http2: None,
+            tls: false,
+            preface_seen: false,
+            frames: [[0; 2]; 10],
+            unknown_frames: BTreeMap::new(),
+            events: Vec::new(),
+            events_dropped: 0,
+            streams: BTreeMap::new(),
+            streams_dropped: 0,
+            open_streams: 0,
+            transport_idle: Vec::new(),
+            max_transport_idle: None,
+            stream_idle: Vec::new(),
+            max_stream_idle: None,
+            stream_idle_since: Some(ts),
+        }
+    }
+
+    /// Every packet of the connection passes here, in capture order, before its contents.
+    pub fn packet(&mut self, ts: Ts, dir: Dir, payload_len: u32) {
+        if ts > self.last {
+            let gap = Idle {
+                start: self.last,
+                end: ts,
+            };
+            record_idle(&mut self.transport_idle, &mut self.max_transport_idle, gap);
+            self.last = ts;
+        }
+        let side = &mut self.sides[dir.index()];
+        side.packets += 1;
+        side.payload_bytes += payload_len as u64;
+    }
+
+    pub fn push(&mut self, ts: Ts, dir: Dir, kind: EventKind) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push(Event { ts, dir, kind });
+    }
+
+    pub fn anomaly(&mut self, ts: Ts, dir: Dir, what: String) {
+        self.push(ts, dir, EventKind::Anomaly { what });
+    }
+
+    pub fn count_frame(&mut self, ty: u8, dir: Dir) {
+        match self.frames.get_mut(ty as usize) {
+            Some(c) => c[dir.index()] += 1,
+            None => self.unknown_frames.entry(ty).or_default()[dir.index()] += 1,
+        }
+    }
+
+    /// The stream with this id, created when new. `None` once the limit on
+    /// remembered streams is reached.
+    pub fn stream(&mut self, id: u32) -> Option<&mut Stream> {
+        if !self.streams.contains_key(&id) {
+            if self.streams.len() >= MAX_STREAMS {
+                self.streams_dropped += 1;
+                return None;
+            }
+            self.streams.insert(
+                id,
+                Stream {
+                    id,
+                    ..Stream::default()
+                },
+            );
+        }
+        self.streams.get_mut(&id)
+    }
+
+    /// A stream became active: ends a stream-idle period.
+    pub fn stream_opened(&mut self, ts: Ts) {
+        if self.open_streams == 0 {
+            if let Some(since) = self.stream_idle_since.take() {
+                record_idle(
+                    &mut self.stream_idle,
+                    &mut self.max_stream_idle,
+                    Idle {
+                        start: since,
+                        end: ts,
+                    },
+                );
+            }
+        }
+        self.open_streams += 1;
+    }
+
+    /// A stream ended: may start a stream-idle period.
+    pub fn stream_closed(&mut self, ts: Ts) {
+        self.open_streams = self.open_streams.saturating_sub(1);
+        if self.open_streams == 0 {
+            self.stream_idle_since = Some(ts);
+        }
+    }
+
+    /// Closes the running stream-idle period at the connection's last packet.
+    pub fn finish(&mut self) {
+        if let Some(since) = self.stream_idle_since.take() {
+            if self.last > since {
+                record_idle(
+                    &mut self.stream_idle,
+                    &mut self.max_stream_idle,
+                    Idle {
+                        start: since,
+                        end: self.last,
+                    },
+                );
+            }
+        }
+        self.events.sort_by_key(|e| e.ts);
+    }
+
+    pub fn client(&self) -> SocketAddr {
+        match self.client_dir {
+            Some(Dir::BtoA) => self.b,
+            _ => self.a,
+        }
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        match self.client_dir {
+            Some(Dir::BtoA) => self.a,
+            _ => self.b,
+        }
+    }
+
+    /// Whether `dir` is the client's direction (client → server).
+    pub fn is_client(&self, dir: Dir) -> bool {
+        self.client_dir.unwrap_or(Dir::AtoB) == dir
+    }
+}
+
+fn record_idle(list: &mut Vec<Idle>, max: &mut Option<Idle>, idle: Idle) {
+    if max.is_none_or(|m| idle.secs() > m.secs()) {
+        *max = Some(idle);
+    }
+    if idle.end.0 - idle.start.0 >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
+        list.push(idle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: f64) -> Ts {
+        Ts((s * 1e9) as i64)
+    }
+
+    #[test]
+    fn transport_and_stream_idle() {
+        let a = "198.18.0.2:1".parse().unwrap();
+        let b = "198.18.1.2:2".parse().unwrap();
+        let mut tl = Timeline::new(a, b, t(0.0));
+        tl.packet(t(0.0), Dir::AtoB, 0);
+        tl.packet(t(0.5), Dir::BtoA, 0);
+        tl.stream_opened(t(0.5));
+        tl.packet(t(3.5), Dir::AtoB, 10);
+        tl.stream_closed(t(3.5));
+        tl.packet(t(4.0), Dir::AtoB, 10);
+        // Time going backwards is not idle.
+        tl.packet(t(2.0), Dir::AtoB, 10);
+        tl.finish();
+        assert_eq!(tl.max_transport_idle.unwrap().secs(), 3.0);
+        assert_eq!(tl.transport_idle.len(), 1);
+        assert_eq!(tl.max_stream_idle.unwrap().secs(), 0.5);
+        assert_eq!(tl.stream_idle.len(), 0);
+    }
+}

@@ -1,0 +1,276 @@
+//! Wire stage: link, IP and TCP views over a packet's borrowed bytes. Link headers that etherparse
+//! does not know (BSD loopback, Linux SLL2) are stripped here; IP with its extension headers and
+//! TCP are sliced by etherparse's lax parser, so that a packet cut by the snapshot length still
+//! yields its TCP header and the bytes that were captured, with the length the IP header declared.
+
+use crate::capture::{LinkType, Packet};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LenSource, TransportSlice};
+use std::net::{IpAddr, SocketAddr};
+
+/// TCP flags we act on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
+/// A TCP segment as seen on the wire.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment<'a> {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: Flags,
+    pub window: u16,
+    /// IPv4 TTL or IPv6 hop limit: who really sent a RST shows here.
+    pub ttl: u8,
+    /// IPv4 identification (None for IPv6).
+    pub ip_id: Option<u16>,
+    /// The payload bytes that were captured.
+    pub payload: &'a [u8],
+    /// The payload length the IP header declares; more than `payload.len()` when the snapshot
+    /// length cut the packet.
+    pub payload_len: u32,
+}
+
+/// Why a packet yielded no TCP segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skip {
+    /// Not TCP over IP (ARP, UDP, ICMP, ...): counted, not an error.
+    NotTcp,
+    /// A link type we do not decode.
+    UnsupportedLink,
+    /// Headers cut short or impossible.
+    Malformed,
+    /// A TCP segment inside an IP fragment (reassembly of IP fragments is not done).
+    Fragment,
+}
+
+pub fn decode<'a>(packet: &Packet<'a>) -> Result<Segment<'a>, Skip> {
+    let data = packet.data;
+    let sliced = match packet.link {
+        LinkType::Ethernet => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Malformed)?,
+        LinkType::Raw | LinkType::Ipv4 | LinkType::Ipv6 => {
+            LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)?
+        }
+        LinkType::Null => {
+            let family = data.get(..4).ok_or(Skip::Malformed)?;
+            // The family is in the capturing host's byte order: accept either.
+            let le = u32::from_le_bytes([family[0], family[1], family[2], family[3]]);
+            let be = u32::from_be_bytes([family[0], family[1], family[2], family[3]]);
+            let ip = |f: u32| f == 2 || f == 24 || f == 28 || f == 30;
+            if !ip(le) && !ip(be) {
+                return Err(Skip::NotTcp);
+            }
+            LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| Skip::Malformed)?
+        }
+        LinkType::LinuxSll => {
+            // 16 bytes: packet type, ARPHRD, address length, 8 address bytes, protocol.
+            let proto = data.get(14..16).ok_or(Skip::Malformed)?;
+            let rest = data.get(16..).ok_or(Skip::Malformed)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                rest,
+            )
+        }
+        LinkType::LinuxSll2 => {
+            // 20 bytes: protocol first, then reserved, interface index, ARPHRD, packet type,
+            // address length and 8 address bytes.
+            let proto = data.get(..2).ok_or(Skip::Malformed)?;
+            let rest = data.get(20..).ok_or(Skip::Malformed)?;
+            LaxSlicedPacket::from_ether_type(
+                EtherType(u16::from_be_bytes([proto[0], proto[1]])),
+                rest,
+            )
+        }
+        LinkType::Other(_) => return Err(Skip::UnsupportedLink),
+    };
+    segment(&sliced)
+}
+
+fn segment<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Segment<'a>, Skip> {
+    let (src_ip, dst_ip, ttl, ip_id, ip_payload, declared_end) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let start = h.slice().as_ptr() as usize;
+            let end = start + h.total_len() as usize;
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                h.ttl(),
+                Some(h.identification()),
+                v4.payload(),
+                end,
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let start = h.slice().as_ptr() as usize;
+            let end = start + 40 + h.payload_length() as usize;
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                h.hop_limit(),
+                None,
+                v6.payload(),
+                end,
+            )
+        }
+        Some(LaxNetSlice::Arp(_)) | None => {
+            return Err(if sliced.stop_err.is_some() {
+                Skip::Malformed
+            } else {
+                Skip::NotTcp
+            })
+        }
+    };
+    if ip_payload.ip_number != etherparse::IpNumber::TCP {
+        return Err(Skip::NotTcp);
+    }
+    if ip_payload.fragmented {
+        return Err(Skip::Fragment);
+    }
+    let tcp = match &sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => tcp,
+        _ => return Err(Skip::Malformed),
+    };
+    let payload = tcp.payload();
+    let present = payload.len() as u32;
+    // When the IP header's length decided the slice, the declared end tells how many payload bytes
+    // the segment carried; when only the capture's length did (TSO captures with total length 0),
+    // what is there is all we know.
+    let payload_len = match ip_payload.len_source {
+        LenSource::Slice => present,
+        _ => {
+            let payload_start = payload.as_ptr() as usize;
+            (declared_end.saturating_sub(payload_start) as u32).max(present)
+        }
+    };
+    Ok(Segment {
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
+        flags: Flags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
+        window: tcp.window_size(),
+        ttl,
+        ip_id,
+        payload,
+        payload_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Ts;
+
+    /// IPv4 + TCP, 20-byte headers each, payload `p`, ports 40000 → 50051.
+    fn ipv4_tcp(p: &[u8], declared_payload: usize) -> Vec<u8> {
+        let total = (40 + declared_payload) as u16;
+        let mut v = vec![
+            0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 61, 6, 0, 0, 198, 18, 0, 2, 198, 18, 1, 2,
+        ];
+        v[2..4].copy_from_slice(&total.to_be_bytes());
+        v.extend_from_slice(&40000u16.to_be_bytes());
+        v.extend_from_slice(&50051u16.to_be_bytes());
+        v.extend_from_slice(&1000u32.to_be_bytes());
+        v.extend_from_slice(&2000u32.to_be_bytes());
+        v.extend_from_slice(&[0x50, 0x18, 0x01, 0x00, 0, 0, 0, 0]);
+        v.extend_from_slice(p);
+        v
+    }
+
+    fn pkt(link: LinkType, data: &[u8]) -> Packet<'_> {
+        Packet {
+            ts: Ts(0),
+            link,
+            data,
+            orig_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn raw_ipv4_tcp() {
+        let bytes = ipv4_tcp(b"hello", 5);
+        let s = decode(&pkt(LinkType::Raw, &bytes)).unwrap();
+        assert_eq!(s.src.to_string(), "198.18.0.2:40000");
+        assert_eq!(s.dst.to_string(), "198.18.1.2:50051");
+        assert_eq!(
+            (s.seq, s.ack, s.ttl, s.ip_id),
+            (1000, 2000, 61, Some(0x1234))
+        );
+        assert_eq!((s.payload, s.payload_len), (&b"hello"[..], 5));
+        assert!(s.flags.ack && !s.flags.syn);
+    }
+
+    #[test]
+    fn snaplen_cut_keeps_declared_length() {
+        let mut bytes = ipv4_tcp(b"hello world", 11);
+        bytes.truncate(40 + 3);
+        let s = decode(&pkt(LinkType::Raw, &bytes)).unwrap();
+        assert_eq!((s.payload, s.payload_len), (&b"hel"[..], 11));
+    }
+
+    #[test]
+    fn cooked_and_loopback_links() {
+        let ip = ipv4_tcp(b"x", 1);
+        let mut sll2 = vec![0x08, 0x00];
+        sll2.extend_from_slice(&[0; 18]);
+        sll2.extend_from_slice(&ip);
+        assert_eq!(
+            decode(&pkt(LinkType::LinuxSll2, &sll2)).unwrap().payload,
+            b"x"
+        );
+        let mut sll = vec![0; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        sll.extend_from_slice(&ip);
+        assert_eq!(
+            decode(&pkt(LinkType::LinuxSll, &sll)).unwrap().payload,
+            b"x"
+        );
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&ip);
+        assert_eq!(decode(&pkt(LinkType::Null, &null)).unwrap().payload, b"x");
+        let mut eth = vec![0; 12];
+        eth.extend_from_slice(&[0x81, 0x00, 0x00, 0x05, 0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        assert_eq!(
+            decode(&pkt(LinkType::Ethernet, &eth)).unwrap().payload,
+            b"x"
+        );
+    }
+
+    #[test]
+    fn truncated_and_foreign_packets_are_skipped() {
+        let ip = ipv4_tcp(b"x", 1);
+        assert_eq!(
+            decode(&pkt(LinkType::Raw, &ip[..30])).unwrap_err(),
+            Skip::Malformed
+        );
+        assert_eq!(
+            decode(&pkt(LinkType::Null, &[2, 0])).unwrap_err(),
+            Skip::Malformed
+        );
+        assert_eq!(
+            decode(&pkt(LinkType::LinuxSll2, &[8, 0, 1])).unwrap_err(),
+            Skip::Malformed
+        );
+        assert_eq!(
+            decode(&pkt(LinkType::Other(147), &ip)).unwrap_err(),
+            Skip::UnsupportedLink
+        );
+        let mut udp = ip.clone();
+        udp[9] = 17;
+        assert!(decode(&pkt(LinkType::Raw, &udp)).is_err());
+        assert!(decode(&pkt(LinkType::Raw, &[])).is_err());
+    }
+}
