@@ -133,17 +133,12 @@ impl Framer {
         }
     }
 
-    /// Feeds the final bytes when the capture or connection ends: a frame cut off is reported as cut.
-    pub fn finish(&mut self, ts: Ts, out: &mut impl FnMut(RawFrame<'_>)) {
-        if let (Some(head), Mode::Frames) = (self.current.take(), &self.mode) {
-            out(RawFrame {
-                ts,
-                head,
-                payload: &self.payload,
-                cut: true,
-            });
-            self.payload.clear();
-        }
+    /// The stream ended (capture or connection over): the header of a frame left unfinished, and how
+    /// many of its payload bytes arrived. Such a frame is not counted, as tshark does not count it.
+    pub fn finish(&mut self) -> Option<(FrameHeader, u32)> {
+        let head = self.current.take()?;
+        self.payload.clear();
+        Some((head, head.len - self.remaining))
     }
 
     fn frames(&mut self, ts: Ts, mut bytes: &[u8], out: &mut impl FnMut(RawFrame<'_>)) {
@@ -173,7 +168,13 @@ impl Framer {
             }
             if self.remaining == 0 {
                 self.current = None;
-                let cut = self.cut || self.payload.len() < head.len as usize;
+                // Cut: bytes were lost, or a header block was longer than is kept (it cannot be
+                // decoded). Other kinds keep a prefix on purpose.
+                let header_kind = matches!(
+                    head.kind,
+                    kind::HEADERS | kind::PUSH_PROMISE | kind::CONTINUATION
+                );
+                let cut = self.cut || (header_kind && self.payload.len() < head.len as usize);
                 out(RawFrame {
                     ts,
                     head,
@@ -273,10 +274,12 @@ impl Framer {
         for (offset, at_segment_start) in starts.chain(anywhere) {
             let (frames, ends_at_segment_end, open) = self.chain(offset, &seg_ends);
             let enough = match strictness {
+                // Where a segment starts, a consistent run of headers is enough even when its last
+                // frame is still incomplete: senders write whole frames, so segments start on them.
                 Strictness::Known => {
                     frames >= 3
-                        || (ends_at_segment_end
-                            && (frames >= 2 || (frames >= 1 && at_segment_start)))
+                        || (ends_at_segment_end && frames >= 2)
+                        || (at_segment_start && frames >= 1 && (ends_at_segment_end || open))
                 }
                 Strictness::Detect => frames >= 3 || (ends_at_segment_end && frames >= 2),
             };

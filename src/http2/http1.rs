@@ -159,14 +159,14 @@ mod tests {
             parse_response(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
             Parsed::Complete(Response {
                 status: 101,
-                head_len: 51
+                head_len: 50
             })
         );
         assert_eq!(
             parse_response(b"HTTP/1.1 200 Connection established\r\n\r\n").clone(),
             Parsed::Complete(Response {
                 status: 200,
-                head_len: 41
+                head_len: 39
             })
         );
         assert!(looks_like_request(b"CONNECT proxy:443 HTTP/1.1"));

@@ -153,12 +153,23 @@ impl Session {
 
     /// End of the connection or the capture: a frame left unfinished is reported.
     pub fn finish(&mut self, ts: Ts, tl: &mut Timeline) {
+        if !matches!(self.proto, Proto::Http2(_)) {
+            return;
+        }
         for dir in [Dir::AtoB, Dir::BtoA] {
-            let (framers, h2) = (&mut self.framers, &mut self.h2);
-            if let Some(h2) = h2 {
-                framers[dir.index()].finish(ts, &mut |f: RawFrame<'_>| {
-                    h2.frame(dir, f, tl);
-                });
+            if let Some((head, got)) = self.framers[dir.index()].finish() {
+                let name = crate::timeline::FRAME_NAMES
+                    .get(head.kind as usize)
+                    .copied()
+                    .unwrap_or("unknown");
+                tl.anomaly(
+                    ts,
+                    dir,
+                    format!(
+                        "stream ends inside a {name} frame ({got} of {} payload bytes)",
+                        head.len
+                    ),
+                );
             }
         }
     }
@@ -253,6 +264,24 @@ impl Session {
             return;
         }
         if let Proto::Http1 { upgrade } = self.proto {
+            // A client sends its preface only after the 101: seeing it proves the upgrade even when
+            // the 101 itself is missing from the capture.
+            if upgrade && tl.client_dir == Some(dir) {
+                if let Parsed::Complete(req) = http1::parse_request(bytes) {
+                    let after =
+                        (req.head_len as u64 + req.content_length).min(bytes.len() as u64) as usize;
+                    if http1::preface_match(&bytes[after..]) == Some(true) {
+                        let server_head = match &self.inputs[dir.reverse().index()] {
+                            Input::Buffer(p) => match http1::parse_response(&p.bytes) {
+                                Parsed::Complete(r) if r.status == 101 => Some(r.head_len),
+                                _ => None,
+                            },
+                            _ => None,
+                        };
+                        return self.upgrade(dir, server_head, tl);
+                    }
+                }
+            }
             return self.http1_response(dir, upgrade, tl);
         }
         match http1::preface_match(bytes) {
@@ -350,40 +379,7 @@ impl Session {
         };
         let client = dir.reverse();
         if upgrade && resp.status == 101 {
-            self.proto = Proto::Http2(Detection::Upgrade);
-            tl.http2 = Some(Detection::Upgrade);
-            self.h2 = Some(conn::Connection::new(self.from_start[dir.index()]));
-            // The upgrade request is stream 1 (RFC 7540 §3.2), half-closed by the client.
-            if let Some((req_ts, method, target)) = self.upgrade_request.take() {
-                tl.streams.insert(
-                    1,
-                    Stream {
-                        id: 1,
-                        opened_by: Some(client),
-                        opened: Some(req_ts),
-                        http_method: Some(method),
-                        path: Some(target),
-                        ended: if client == Dir::AtoB {
-                            [true, false]
-                        } else {
-                            [false, true]
-                        },
-                        ..Stream::default()
-                    },
-                );
-                tl.stream_opened(req_ts);
-            }
-            let mut server = self.take_pending(dir);
-            server.consume(resp.head_len);
-            self.inputs[dir.index()] = Input::Frames;
-            self.replay(dir, &server, tl);
-            let mut client_bytes = self.take_pending(client);
-            if let Parsed::Complete(req) = http1::parse_request(&client_bytes.bytes) {
-                client_bytes
-                    .consume(req.head_len + req.content_length.min(MAX_UNDECIDED as u64) as usize);
-            }
-            self.inputs[client.index()] = Input::Preface(Pending::default());
-            self.replay(client, &client_bytes, tl);
+            self.upgrade(client, Some(resp.head_len), tl);
         } else if !upgrade && (200..300).contains(&resp.status) {
             // A CONNECT tunnel: whatever follows is judged afresh, as from its start.
             self.proto = Proto::Undecided;
@@ -403,6 +399,49 @@ impl Session {
         } else {
             self.give_up();
         }
+    }
+
+    /// The h2c upgrade happened: the server's bytes after its 101 (or, when the 101 is missing from
+    /// the capture, from wherever frames can be found) and the client's after its request are HTTP/2.
+    fn upgrade(&mut self, client: Dir, server_head_len: Option<usize>, tl: &mut Timeline) {
+        let server = client.reverse();
+        self.proto = Proto::Http2(Detection::Upgrade);
+        tl.http2 = Some(Detection::Upgrade);
+        self.h2 = Some(conn::Connection::new(self.from_start[server.index()]));
+        // The upgrade request is stream 1 (RFC 7540 §3.2), half-closed by the client.
+        if let Some((req_ts, method, target)) = self.upgrade_request.take() {
+            tl.streams.insert(
+                1,
+                Stream {
+                    id: 1,
+                    opened_by: Some(client),
+                    opened: Some(req_ts),
+                    http_method: Some(method),
+                    path: Some(target),
+                    ended: if client == Dir::AtoB {
+                        [true, false]
+                    } else {
+                        [false, true]
+                    },
+                    ..Stream::default()
+                },
+            );
+            tl.stream_opened(req_ts);
+        }
+        let mut server_bytes = self.take_pending(server);
+        match server_head_len {
+            Some(n) => server_bytes.consume(n),
+            None => self.framers[server.index()] = Framer::hunting(Strictness::Known),
+        }
+        self.inputs[server.index()] = Input::Frames;
+        self.replay(server, &server_bytes, tl);
+        let mut client_bytes = self.take_pending(client);
+        if let Parsed::Complete(req) = http1::parse_request(&client_bytes.bytes) {
+            client_bytes
+                .consume(req.head_len + req.content_length.min(MAX_UNDECIDED as u64) as usize);
+        }
+        self.inputs[client.index()] = Input::Preface(Pending::default());
+        self.replay(client, &client_bytes, tl);
     }
 
     fn take_pending(&mut self, dir: Dir) -> Pending {

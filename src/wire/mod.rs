@@ -4,7 +4,7 @@
 //! yields its TCP header and the bytes that were captured, with the length the IP header declared.
 
 use crate::capture::{LinkType, Packet};
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LenSource, TransportSlice};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use std::net::{IpAddr, SocketAddr};
 
 /// TCP flags we act on.
@@ -139,15 +139,14 @@ fn segment<'a>(sliced: &LaxSlicedPacket<'a>) -> Result<Segment<'a>, Skip> {
     };
     let payload = tcp.payload();
     let present = payload.len() as u32;
-    // When the IP header's length decided the slice, the declared end tells how many payload bytes
-    // the segment carried; when only the capture's length did (TSO captures with total length 0),
-    // what is there is all we know.
-    let payload_len = match ip_payload.len_source {
-        LenSource::Slice => present,
-        _ => {
-            let payload_start = payload.as_ptr() as usize;
-            (declared_end.saturating_sub(payload_start) as u32).max(present)
-        }
+    // A payload cut by the snapshot length is `incomplete`: the IP header's length then says how
+    // many bytes the segment carried. Otherwise what is there is all of it (this also covers TSO
+    // captures whose IPv4 total length is 0).
+    let payload_len = if ip_payload.incomplete {
+        let payload_start = payload.as_ptr() as usize;
+        (declared_end.saturating_sub(payload_start) as u32).max(present)
+    } else {
+        present
     };
     Ok(Segment {
         src: SocketAddr::new(src_ip, tcp.source_port()),

@@ -1,0 +1,285 @@
+//! Every public capture in `captures/public/` analysed by the binary, checked connection by
+//! connection against tshark's dissection recorded in `tests/expected/public/*.json` (made by
+//! `tests/expected/public/generate.py`, never from h2keepalive's output).
+//!
+//! h2keepalive runs WITHOUT `--decode-as`: detection must not need it, although tshark did.
+
+mod util;
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Per sender endpoint: frame type (PING and PING_ACK apart, GOAWAY:CODE as well) → count.
+type Counts = BTreeMap<String, BTreeMap<String, u64>>;
+
+fn ours_counts(c: &Value) -> Counts {
+    let mut out = Counts::new();
+    for side in ["client", "server"] {
+        let ep = c[side].as_str().unwrap().to_string();
+        let m = out.entry(ep).or_default();
+        for (name, n) in c["frames"].as_object().unwrap() {
+            let v = n[side].as_u64().unwrap();
+            if v > 0 && name != "PING" && name != "GOAWAY" {
+                m.insert(name.clone(), v);
+            }
+        }
+        let pings = c["pings"].as_array().unwrap();
+        let sent = pings
+            .iter()
+            .filter(|p| p["from"] == side && p["ack"] == false)
+            .count() as u64;
+        let total = c["frames"]["PING"][side].as_u64().unwrap();
+        if sent > 0 {
+            m.insert("PING".into(), sent);
+        }
+        if total > sent {
+            m.insert("PING_ACK".into(), total - sent);
+        }
+        let goaways: Vec<&Value> = c["goaways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["from"] == side)
+            .collect();
+        if !goaways.is_empty() {
+            m.insert("GOAWAY".into(), goaways.len() as u64);
+        }
+        for g in goaways {
+            *m.entry(format!("GOAWAY:{}", g["error_code"].as_str().unwrap()))
+                .or_default() += 1;
+        }
+    }
+    out.retain(|_, m| !m.is_empty());
+    out
+}
+
+fn tshark_counts(e: &Value) -> Counts {
+    let mut out = Counts::new();
+    for (ep, m) in e["frames"].as_object().unwrap() {
+        let m: BTreeMap<String, u64> = m
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+            .filter(|(_, v)| *v > 0)
+            .collect();
+        if !m.is_empty() {
+            out.insert(ep.clone(), m);
+        }
+    }
+    out
+}
+
+fn pair(c: &Value) -> BTreeSet<String> {
+    [
+        c["client"].as_str().unwrap().to_string(),
+        c["server"].as_str().unwrap().to_string(),
+    ]
+    .into()
+}
+
+fn close(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => (x - y).abs() < 2e-6,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// Compares one capture; returns the disagreements.
+fn check(expect_path: &Path) -> Vec<String> {
+    let e: Value = serde_json::from_str(&std::fs::read_to_string(expect_path).unwrap()).unwrap();
+    let capture = e["capture"].as_str().unwrap();
+    let known_path = expect_path.with_file_name("known_differences.json");
+    let known_all: Value =
+        serde_json::from_str(&std::fs::read_to_string(known_path).unwrap()).unwrap();
+    let doc = util::analyze_json(&[&format!("captures/public/{capture}")]);
+    let mut problems = Vec::new();
+    // Connections tshark and we are known to disagree about, each with its reason.
+    let known: BTreeSet<BTreeSet<String>> = known_all[capture]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|d| {
+                    assert!(
+                        d["why"].as_str().is_some_and(|w| w.len() > 20),
+                        "{capture}: a known difference needs its reason"
+                    );
+                    d["endpoints"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_str().unwrap().to_string())
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let ours: BTreeMap<BTreeSet<String>, &Value> = doc["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (pair(c), c))
+        .collect();
+    let theirs: BTreeMap<BTreeSet<String>, &Value> = e["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["endpoints"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect(),
+                c,
+            )
+        })
+        .collect();
+    for key in ours.keys().chain(theirs.keys()).collect::<BTreeSet<_>>() {
+        if known.contains(key) {
+            continue;
+        }
+        let (Some(o), Some(t)) = (ours.get(key), theirs.get(key)) else {
+            problems.push(format!(
+                "{capture}: connection {key:?} found by {}",
+                if ours.contains_key(key) {
+                    "us only"
+                } else {
+                    "tshark only"
+                }
+            ));
+            continue;
+        };
+        let (oc, tc) = (ours_counts(o), tshark_counts(t));
+        if oc != tc {
+            problems.push(format!(
+                "{capture} {key:?}: frames differ\n  ours   {oc:?}\n  tshark {tc:?}"
+            ));
+        }
+        if let Some(syn) = t["syn_from"].as_str() {
+            if o["client"] != syn {
+                problems.push(format!(
+                    "{capture} {key:?}: client is {} but the SYN came from {syn}",
+                    o["client"]
+                ));
+            }
+        }
+        // PINGs: each one tshark saw answered has its ACK paired by us at the same times.
+        let op = o["pings"].as_array().unwrap();
+        for tp in t["pings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["ack"] == false)
+        {
+            let side = if tp["from"] == o["client"] {
+                "client"
+            } else {
+                "server"
+            };
+            let found = op.iter().any(|p| {
+                p["ack"] == false
+                    && p["from"] == side
+                    && p["opaque"] == tp["opaque"]
+                    && close(&p["ts"], &tp["ts"])
+                    && close(&p["acked_at"], &tp["acked_at"])
+            });
+            if !found {
+                problems.push(format!(
+                    "{capture} {key:?}: PING {tp} not found paired the same way"
+                ));
+            }
+        }
+        let og: Vec<(u64, String, String)> = o["goaways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["last_stream_id"].as_u64().unwrap(),
+                    g["error_code"].as_str().unwrap().into(),
+                    g["debug_data_hex"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let tg: Vec<(u64, String, String)> = t["goaways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                (
+                    g["last_stream_id"].as_u64().unwrap(),
+                    g["error_code"].as_str().unwrap().into(),
+                    g["debug_data_hex"].as_str().unwrap_or("").into(),
+                )
+            })
+            .collect();
+        if og != tg {
+            problems.push(format!(
+                "{capture} {key:?}: GOAWAYs differ\n  ours   {og:?}\n  tshark {tg:?}"
+            ));
+        }
+        let ors: Vec<(u64, String)> = o["rst_streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["stream_id"].as_u64().unwrap(),
+                    r["error_code"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        let trs: Vec<(u64, String)> = t["rst_streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["stream_id"].as_u64().unwrap(),
+                    r["error_code"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        if ors != trs {
+            problems.push(format!(
+                "{capture} {key:?}: RST_STREAMs differ\n  ours   {ors:?}\n  tshark {trs:?}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_public_capture_agrees_with_tshark() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/public");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json") && !p.ends_with("known_differences.json")
+        })
+        .collect();
+    files.sort();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for f in &files {
+        let e: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        // TLS captures need decryption (a later stage).
+        if e["needs_keylog"] == true {
+            continue;
+        }
+        checked += 1;
+        problems.extend(check(f));
+    }
+    assert!(checked >= 30, "only {checked} captures checked");
+    assert!(
+        problems.is_empty(),
+        "{} disagreements:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
