@@ -304,3 +304,17 @@ fn text_output_leads_with_the_connection() {
     );
     assert!(text.contains("server sent 4"), "{text}");
 }
+
+#[test]
+fn pcapng_with_interfaces_of_different_link_types() {
+    let merged = util::analyze_json(&["captures/derived/two-link-types.pcapng"]);
+    let eth = util::analyze_json(&[CAPTURE]);
+    let null = util::analyze_json(&["captures/public/Bidi_Streaming.pcapng"]);
+    let mut want = essence(&null);
+    want.extend(essence(&eth));
+    assert_eq!(
+        essence(&merged),
+        want,
+        "connections in order of their first packet"
+    );
+}

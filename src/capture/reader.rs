@@ -621,6 +621,76 @@ mod tests {
         assert_eq!(r.next_packet().unwrap().data, b"zipped");
     }
 
+    /// A pcapng block: type, body, padded to 32 bits, with both length fields.
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let len = (12 + body.len()) as u32;
+        let mut v = kind.to_le_bytes().to_vec();
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&body);
+        v.extend_from_slice(&len.to_le_bytes());
+        v
+    }
+
+    fn idb(link: u16, tsresol: Option<u8>) -> Vec<u8> {
+        let mut b = link.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&65535u32.to_le_bytes());
+        if let Some(r) = tsresol {
+            b.extend_from_slice(&[9, 0, 1, 0, r, 0, 0, 0]); // if_tsresol, padded
+            b.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+        }
+        block(1, &b)
+    }
+
+    fn epb(iface: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+        let mut b = iface.to_le_bytes().to_vec();
+        b.extend_from_slice(&((ts >> 32) as u32).to_le_bytes());
+        b.extend_from_slice(&(ts as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        block(6, &b)
+    }
+
+    #[test]
+    fn pcapng_interfaces_resolutions_spb_and_unknown_blocks() {
+        let mut shb = 0x1a2b3c4du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&[1, 0, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_le_bytes());
+        let mut v = block(0x0a0d0d0a, &shb);
+        v.extend(idb(1, None)); // Ethernet, microseconds
+        v.extend(idb(276, Some(9))); // SLL2, nanoseconds
+        v.extend(epb(0, 5_000_001, b"eth")); // 5.000001 s
+        v.extend(block(0x0bad_cafe, b"unknown block"));
+        v.extend(epb(1, 7_000_000_002, b"sll2")); // 7.000000002 s
+        let mut spb = 4u32.to_le_bytes().to_vec();
+        spb.extend_from_slice(b"simple");
+        v.extend(block(3, &spb));
+        let mut r = CaptureReader::from_bytes("ng", v).unwrap();
+        let p = r.next_packet().unwrap();
+        assert_eq!(
+            (p.ts, p.link, p.data),
+            (Ts(5_000_001_000), LinkType::Ethernet, &b"eth"[..])
+        );
+        let p = r.next_packet().unwrap();
+        assert_eq!(
+            (p.ts, p.link, p.data),
+            (Ts(7_000_000_002), LinkType::LinuxSll2, &b"sll2"[..])
+        );
+        // A Simple Packet Block: interface 0, original length 4, no timestamp of its own.
+        let p = r.next_packet().unwrap();
+        assert_eq!(
+            (p.ts, p.link, p.data),
+            (Ts(7_000_000_002), LinkType::Ethernet, &b"simp"[..])
+        );
+        assert!(r.next_packet().is_none());
+        assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    }
+
     #[test]
     fn pcapng_resolutions() {
         assert_eq!(resolution(6), 1_000_000);

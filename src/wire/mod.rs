@@ -249,6 +249,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_with_extension_header_and_qinq() {
+        let tcp = &ipv4_tcp(b"v6", 2)[20..];
+        // IPv6, next header 0 (hop-by-hop, 8 bytes) then TCP.
+        let mut v6 = vec![0x60, 0, 0, 0];
+        v6.extend_from_slice(&((8 + tcp.len()) as u16).to_be_bytes());
+        v6.extend_from_slice(&[0, 64]);
+        v6.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        v6.extend_from_slice(&[0x20, 0x01, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3]);
+        v6.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+        v6.extend_from_slice(tcp);
+        let s = decode(&pkt(LinkType::Raw, &v6)).unwrap();
+        assert_eq!(s.src.to_string(), "[2001:2::2]:40000");
+        assert_eq!((s.payload, s.ttl, s.ip_id), (&b"v6"[..], 64, None));
+        // Ethernet with two VLAN tags (802.1ad outer, 802.1Q inner).
+        let ip = ipv4_tcp(b"q", 1);
+        let mut eth = vec![0; 12];
+        eth.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00]);
+        eth.extend_from_slice(&ip);
+        assert_eq!(
+            decode(&pkt(LinkType::Ethernet, &eth)).unwrap().payload,
+            b"q"
+        );
+    }
+
+    #[test]
     fn truncated_and_foreign_packets_are_skipped() {
         let ip = ipv4_tcp(b"x", 1);
         assert_eq!(
