@@ -15,6 +15,10 @@ that key log paths resolve):
      flags, stream id, ping data, GOAWAY/RST_STREAM fields and decoded header fields.
   2. `-Y "tcp && !icmp && !icmpv6" -T fields`: every TCP packet (for endpoints, SYN/FIN/RST,
      retransmissions, first/last packet time), including connections without HTTP/2.
+  3. for captures that need `-d`, the same without it (totals.frames_by_type_without_decode_as:
+     what tshark finds on its own, for comparison with h2keepalive's port-free detection).
+Hand-checked explanations of where tshark's view is incomplete or ambiguous are in EXPLAIN
+and go into each file's notes; conventions used in every file are in CONVENTIONS.
 Only tcp.stream indexes on which run 1 shows at least one HTTP/2 frame become connections.
 
 tshark's user profile is bypassed (WIRESHARK_CONFIG_DIR points to an empty directory) so
@@ -644,10 +648,12 @@ def build(name, opts, env, version):
               "tcp_streams_in_capture": len(tcpinfo),
               "http2_connections": len(connections)}
     nodec = [o for i, o in enumerate(opts) if o != "-d" and (i == 0 or opts[i - 1] != "-d")]
+    commands = [cmdline(h2cmd), cmdline(tcpcmd)]
     if nodec != opts:
         cmd = ["tshark", "-r", name] + nodec + ["-Y", "http2", "-T", "fields", "-E",
                                                 "occurrence=a", "-e", "http2.type"]
         out, _ = run(cmd, env)
+        commands.append(cmdline(cmd))
         cnt = {}
         for line in out.decode().split():
             for t in line.split(","):
@@ -659,7 +665,7 @@ def build(name, opts, env, version):
         "capture": name,
         "generated_by": GENERATED_BY,
         "tshark_version": version,
-        "tshark_command": [cmdline(h2cmd), cmdline(tcpcmd)],
+        "tshark_command": commands,
         "needs_keylog": any(o.startswith("tls.keylog_file") for o in opts),
         "connections": connections,
         "totals": totals,

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Times `h2keepalive analyze --format json` on a large capture built from real traffic, next
+# to tshark on the same file, and prints both throughputs, their ratio and peak memory.
+#
+# usage: bench/run.sh [--size-mb N] [--keep] [--no-build] [--check]
+#   --size-mb N   size of the generated capture in MB (10^6 bytes), default 300
+#   --keep        keep the capture in bench/.cache/ afterwards (and reuse it next time);
+#                 by default it is deleted at the end of the run
+#   --no-build    do not run `cargo build --release`, use target/release/h2keepalive as is
+#   --check       before timing, verify the capture with bench/check_capture.py
+#                 (capinfos, HTTP/2 frame counts vs the sources, malformed packets)
+set -euo pipefail
+
+SIZE_MB=300
+KEEP=0
+BUILD=1
+CHECK=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size-mb) SIZE_MB="${2:?--size-mb needs a value}"; shift 2 ;;
+    --size-mb=*) SIZE_MB="${1#*=}"; shift ;;
+    --keep) KEEP=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --check) CHECK=1; shift ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$SIZE_MB" in ''|*[!0-9.]*) echo "run.sh: --size-mb wants a number, got '$SIZE_MB'" >&2; exit 2 ;; esac
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+CACHE="bench/.cache"
+CAP="$CACHE/big-${SIZE_MB}MB.pcap"
+BIN="${H2KEEPALIVE_BIN:-target/release/h2keepalive}"   # override for testing
+WORK="$(mktemp -d)"
+cleanup() { rm -rf "$WORK"; if [ "$KEEP" != 1 ]; then rm -f "$CAP" "$CAP.json" "$CAP.tmp"; fi; }
+trap cleanup EXIT
+mkdir -p "$CACHE"
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---- tools
+command -v tshark >/dev/null || { say "run.sh: tshark not found (apt-get install tshark)"; exit 2; }
+if [ ! -x /usr/bin/time ]; then
+  say "installing GNU time (/usr/bin/time) for wall time and peak RSS..."
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+  fi
+  [ -x /usr/bin/time ] || { say "run.sh: /usr/bin/time missing (apt-get install time)"; exit 2; }
+fi
+
+# ---- binary
+if [ "$BUILD" = 1 ]; then
+  if command -v cargo >/dev/null; then
+    say "cargo build --release ..."
+    if ! cargo build --release >&2; then
+      say "run.sh: cargo build --release failed; timing tshark only"
+    fi
+  else
+    say "run.sh: cargo not found; timing tshark only"
+  fi
+fi
+HAVE_BIN=0
+if [ -x "$BIN" ]; then HAVE_BIN=1; else say "run.sh: $BIN not found: h2keepalive is not timed"; fi
+
+# ---- capture (rebuilt when missing or older than the generator or any source capture)
+stale=0
+if [ ! -s "$CAP" ] || [ ! -s "$CAP.json" ]; then
+  stale=1
+elif [ -n "$(find bench/make_big_capture.py captures -maxdepth 2 -newer "$CAP.json" \( -name '*.pcap*' -o -name 'MANIFEST.md' -o -name 'truth.json' -o -name 'make_big_capture.py' \) -print -quit 2>/dev/null)" ]; then
+  stale=1
+fi
+if [ "$stale" = 1 ]; then
+  say "building $CAP ..."
+  python3 bench/make_big_capture.py --size-mb "$SIZE_MB" --out "$CAP" >&2
+else
+  say "reusing $CAP"
+fi
+if [ "$CHECK" = 1 ]; then
+  python3 bench/check_capture.py "$CAP" >&2 || { say "run.sh: capture check failed"; exit 1; }
+fi
+read -r -a DECODE_AS <<<"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tshark_decode_as"])' "$CAP.json")"
+
+# Both tools read the file from the page cache: read it once first.
+cat "$CAP" >/dev/null
+
+# ---- timings
+H2_RC=-
+if [ "$HAVE_BIN" = 1 ]; then
+  say "timing: $BIN analyze --format json -q $CAP"
+  set +e
+  /usr/bin/time -v -o "$WORK/h2.time" "$BIN" analyze --format json -q "$CAP" >/dev/null 2>"$WORK/h2.err"
+  H2_RC=$?
+  set -e
+  # exit codes 0 and 1 are both "analysed" (1 = findings); anything else is a failure
+  if [ "$H2_RC" != 0 ] && [ "$H2_RC" != 1 ]; then
+    say "run.sh: h2keepalive exited with $H2_RC:"; tail -n 5 "$WORK/h2.err" >&2
+  fi
+fi
+say "timing: tshark -r $CAP ${DECODE_AS[*]} -Y http2 -T fields -e http2.type"
+set +e
+/usr/bin/time -v -o "$WORK/ts.time" tshark -r "$CAP" "${DECODE_AS[@]}" -Y http2 -T fields -e http2.type >/dev/null 2>"$WORK/ts.err"
+TS_RC=$?
+set -e
+[ "$TS_RC" = 0 ] || { say "run.sh: tshark exited with $TS_RC:"; grep -v 'Running as user' "$WORK/ts.err" | tail -n 5 >&2; }
+
+# ---- report
+python3 - "$CAP" "$WORK" "$HAVE_BIN" "$H2_RC" "$TS_RC" <<'EOF'
+import json, os, re, sys
+cap, work, have_bin, h2_rc, ts_rc = sys.argv[1:6]
+size = os.path.getsize(cap)
+info = json.load(open(cap + ".json"))
+
+def parse(path):
+    if not os.path.exists(path):
+        return None
+    t = open(path).read()
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", t)
+    wall = 0.0
+    for part in m.group(1).split(":"):
+        wall = wall * 60 + float(part)
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1))
+    cpu = float(re.search(r"User time \(seconds\): (\S+)", t).group(1)) + \
+        float(re.search(r"System time \(seconds\): (\S+)", t).group(1))
+    return {"wall": max(wall, 0.01), "rss_kb": rss, "cpu": cpu}  # time -v: 10 ms steps
+
+h2 = parse(os.path.join(work, "h2.time")) if have_bin == "1" and h2_rc in ("0", "1") else None
+ts = parse(os.path.join(work, "ts.time")) if ts_rc == "0" else None
+mb = size / 1e6
+print("capture      %s: %.1f MB (%d bytes), %d packets, %d rounds of %d sources"
+      % (cap, mb, size, info["packets"], info["rounds"], len(info["sources"])))
+def line(name, r):
+    if r is None:
+        return "%-12s n/a" % name
+    return ("%-12s %8.2f s wall  %8.2f s cpu  %8.1f MB/s  peak RSS %8.1f MB"
+            % (name, r["wall"], r["cpu"], mb / r["wall"], r["rss_kb"] / 1024))
+print(line("h2keepalive", h2) + ("" if have_bin == "1" else "   (binary not built)")
+      + ("" if h2 or have_bin != "1" else "   (failed, exit %s)" % h2_rc))
+print(line("tshark", ts) + ("" if ts else "   (failed, exit %s)" % ts_rc))
+if h2 and ts:
+    print("ratio        throughput h2keepalive/tshark = %.2fx   peak RSS h2keepalive/tshark = %.2fx"
+          % (ts["wall"] / h2["wall"], h2["rss_kb"] / ts["rss_kb"]))
+else:
+    print("ratio        n/a")
+EOF
+
+if [ "$KEEP" = 1 ]; then say "kept $CAP"; fi
+# exit 1 if a timed command failed
+if [ "$TS_RC" != 0 ] || { [ "$HAVE_BIN" = 1 ] && [ "$H2_RC" != 0 ] && [ "$H2_RC" != 1 ]; }; then exit 1; fi
