@@ -34,10 +34,18 @@ pub struct Stats {
     pub flows_refused: u64,
 }
 
-struct Conn {
-    tl: Timeline,
+/// The state a connection needs only while bytes may still arrive: reassembly and HTTP/2 parsing.
+/// Dropped when the connection ends, so that a long capture keeps only timelines.
+struct Live {
     tcp: [Reassembler; 2],
     session: Session,
+}
+
+struct Conn {
+    tl: Timeline,
+    live: Option<Box<Live>>,
+    /// What the connection carried, fixed when `live` is dropped.
+    proto: Proto,
     isn: [Option<u32>; 2],
     rst_seen: bool,
     /// Creation order, for stable connection ids.
@@ -52,8 +60,11 @@ impl Conn {
             .any(|&p| p == seg.src.port() || p == seg.dst.port());
         Conn {
             tl: Timeline::new(seg.src, seg.dst, ts),
-            tcp: Default::default(),
-            session: Session::new(seg.flags.syn, decode_as),
+            live: Some(Box::new(Live {
+                tcp: Default::default(),
+                session: Session::new(seg.flags.syn, decode_as),
+            })),
+            proto: Proto::Undecided,
             isn: [None, None],
             rst_seen: false,
             order,
@@ -87,7 +98,6 @@ impl Conn {
         }
         let mut seq = seg.seq;
         if seg.flags.syn {
-            self.tcp[i].syn(seg.seq);
             self.isn[i].get_or_insert(seg.seq);
             if self.tl.sides[i].syn.is_none() {
                 self.tl.sides[i].syn = Some(ts);
@@ -98,27 +108,33 @@ impl Conn {
             // Data on a SYN (TCP Fast Open) starts after the SYN's own sequence number.
             seq = seq.wrapping_add(1);
         }
-        let Conn {
-            tl, tcp, session, ..
-        } = self;
-        if seg.flags.ack && session.wants_bytes() {
-            let other = dir.reverse();
-            tcp[o].peer_ack(ts, seg.ack, &mut |c: Chunk<'_>| session.chunk(other, c, tl));
+        if let Some(live) = &mut self.live {
+            let Live { tcp, session } = &mut **live;
+            let tl = &mut self.tl;
+            if seg.flags.syn {
+                tcp[i].syn(seg.seq);
+            }
+            if seg.flags.ack && session.wants_bytes() {
+                let other = dir.reverse();
+                tcp[o].peer_ack(ts, seg.ack, &mut |c: Chunk<'_>| session.chunk(other, c, tl));
+            }
+            if seg.payload_len > 0 && session.wants_bytes() {
+                tcp[i].segment(
+                    ts,
+                    seq,
+                    seg.payload,
+                    seg.payload_len,
+                    &mut |c: Chunk<'_>| session.chunk(dir, c, tl),
+                );
+            }
         }
-        if seg.payload_len > 0 && session.wants_bytes() {
-            tcp[i].segment(ts, seq, seg.payload, seg.payload_len, &mut |c: Chunk<
-                '_,
-            >| {
-                session.chunk(dir, c, tl)
-            });
-        }
-        if seg.flags.fin && tl.sides[i].fin.is_none() {
-            tl.sides[i].fin = Some(ts);
-            tl.push(ts, dir, EventKind::Fin);
+        if seg.flags.fin && self.tl.sides[i].fin.is_none() {
+            self.tl.sides[i].fin = Some(ts);
+            self.tl.push(ts, dir, EventKind::Fin);
         }
         if seg.flags.rst {
             self.rst_seen = true;
-            tl.push(
+            self.tl.push(
                 ts,
                 dir,
                 EventKind::Rst {
@@ -128,14 +144,24 @@ impl Conn {
                 },
             );
         }
+        // Over: reset, or closed both ways with nothing left to reassemble; or carrying something
+        // that is not parsed. Its parsing state is no longer needed.
+        if let Some(live) = &self.live {
+            let fins = self.tl.sides.iter().all(|s| s.fin.is_some());
+            let drained = !live.tcp.iter().any(|t| t.has_pending());
+            if self.rst_seen || (fins && drained) || !live.session.wants_bytes() {
+                self.end();
+            }
+        }
     }
 
-    /// The connection is over (or the capture is): flush, decide roles, and hand back its timeline
-    /// when it carried HTTP/2.
-    fn finish(mut self, cfg: &Config, stats: &mut Stats) -> Option<(u64, Timeline)> {
-        let Conn {
-            tl, tcp, session, ..
-        } = &mut self;
+    /// Flushes and drops the parsing state, keeping what it learnt in the timeline.
+    fn end(&mut self) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        let Live { tcp, session } = &mut *live;
+        let tl = &mut self.tl;
         let end = tl.last;
         for dir in [Dir::AtoB, Dir::BtoA] {
             tcp[dir.index()].flush(end, &mut |c: Chunk<'_>| session.chunk(dir, c, tl));
@@ -159,12 +185,20 @@ impl Conn {
                 );
             }
         }
-        tl.finish();
+        self.proto = session.proto;
+    }
+
+    /// The connection is over (or the capture is): decide roles, and hand back its timeline when it
+    /// carried HTTP/2.
+    fn finish(mut self: Box<Self>, cfg: &Config, stats: &mut Stats) -> Option<(u64, Timeline)> {
+        self.end();
+        self.tl.finish();
         stats.tcp_connections += 1;
-        match session.proto {
+        match self.proto {
             Proto::Http2(_) => {
-                resolve_roles(tl, cfg);
-                Some((self.order, self.tl))
+                resolve_roles(&mut self.tl, cfg);
+                let Conn { order, tl, .. } = *self;
+                Some((order, tl))
             }
             Proto::Tls => {
                 stats.tls_connections += 1;
@@ -212,7 +246,8 @@ fn resolve_roles(tl: &mut Timeline, cfg: &Config) {
 
 pub struct Analyzer {
     cfg: Config,
-    flows: FlowTable<Conn>,
+    /// Boxed: the table rehashes as it grows, and should move pointers, not timelines.
+    flows: FlowTable<Box<Conn>>,
     done: Vec<(u64, Timeline)>,
     created: u64,
     pub stats: Stats,
@@ -264,7 +299,7 @@ impl Analyzer {
         let conn = match self.flows.get_mut(&key) {
             Some(c) => c,
             None => {
-                let conn = Conn::new(&seg, p.ts, &self.cfg, self.created);
+                let conn = Box::new(Conn::new(&seg, p.ts, &self.cfg, self.created));
                 self.created += 1;
                 match self.flows.insert(key, conn) {
                     Some(c) => c,
@@ -281,7 +316,7 @@ impl Analyzer {
     /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
     /// first packet.
     pub fn finish(mut self) -> (Vec<Timeline>, Stats) {
-        let open: Vec<Conn> = self.flows.drain().map(|(_, c)| c).collect();
+        let open: Vec<Box<Conn>> = self.flows.drain().map(|(_, c)| c).collect();
         for conn in open {
             if let Some(done) = conn.finish(&self.cfg, &mut self.stats) {
                 self.done.push(done);

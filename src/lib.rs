@@ -98,15 +98,13 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         eprintln!("h2keepalive: warning: {w}");
     }
     let doc = report::build(args.captures.clone(), warnings, &stats, &timelines);
-    let out = match args.format {
-        cli::Format::Json => report::json(&doc) + "\n",
-        cli::Format::Text => report::text::render(&doc, args.verbose),
+    let stdout = io::stdout().lock();
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, stdout);
+    let written = match args.format {
+        cli::Format::Json => report::write_json(&doc, &mut stdout),
+        cli::Format::Text => stdout.write_all(report::text::render(&doc, args.verbose).as_bytes()),
     };
-    let mut stdout = io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    match written.and_then(|_| stdout.flush()) {
         Ok(()) => {}
         // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}

@@ -6,9 +6,19 @@ pub mod text;
 
 pub use model::{build, Document};
 
-/// The JSON document, pretty-printed.
+use std::io::{self, Write};
+
+/// Writes the JSON document, pretty-printed, straight to `out`: a capture with tens of thousands
+/// of connections makes a document of hundreds of MB that need not sit in memory as one string.
+pub fn write_json(doc: &Document, out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, doc).map_err(io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+/// The JSON document as a string.
 pub fn json(doc: &Document) -> String {
-    // Serialising plain structs of strings and numbers cannot fail; fall back to an empty object
-    // rather than panic if it ever did.
-    serde_json::to_string_pretty(doc).unwrap_or_else(|_| "{}".to_string())
+    let mut v = Vec::new();
+    // Writing plain structs of strings and numbers into memory cannot fail.
+    let _ = write_json(doc, &mut v);
+    String::from_utf8_lossy(&v).into_owned()
 }

@@ -139,6 +139,8 @@ pub struct Tcp {
     pub rst: Vec<Rst>,
     pub retransmissions: u64,
     pub gaps: u64,
+    /// `retransmissions` by sender.
+    pub retransmissions_by_side: PerSide,
     pub packets: PerSide,
     pub payload_bytes: PerSide,
     /// The IP TTL each side's packets usually carry (RSTs excluded).
@@ -448,6 +450,10 @@ fn connection(id: usize, tl: &Timeline) -> Connection {
             rst: rsts,
             retransmissions: sides[0].retransmissions + sides[1].retransmissions,
             gaps: sides[0].gaps + sides[1].gaps,
+            retransmissions_by_side: PerSide {
+                client: sides[c].retransmissions,
+                server: sides[s].retransmissions,
+            },
             packets: PerSide {
                 client: sides[c].packets,
                 server: sides[s].packets,

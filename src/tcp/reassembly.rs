@@ -76,6 +76,11 @@ impl Reassembler {
         }
     }
 
+    /// Whether out-of-order data is waiting for a hole to be filled.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Whether any data or SYN has fixed this direction's sequence space.
     pub fn started(&self) -> bool {
         self.next_seq.is_some()
