@@ -66,6 +66,16 @@ fn clean(s: &str) -> String {
         .collect()
 }
 
+/// At most `n` characters, with an ellipsis where cut.
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(n - 3).collect();
+    t.push_str("...");
+    t
+}
+
 fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
     let end = match (&c.tcp.rst.first(), c.tcp.fin.client, c.tcp.fin.server) {
         (Some(r), _, _) => format!("RST from {}", r.from),
@@ -92,8 +102,8 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     for s in &c.streams {
         let m = match (&s.http_method, &s.method) {
-            (Some(h), Some(p)) => format!("{h} {}", clean(p)),
-            (None, Some(p)) => clean(p),
+            (Some(h), Some(p)) => format!("{h} {}", shorten(&clean(p), 60)),
+            (None, Some(p)) => shorten(&clean(p), 60),
             _ => "(headers not seen)".to_string(),
         };
         *methods.entry(m).or_default() += 1;
