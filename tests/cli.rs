@@ -318,3 +318,27 @@ fn pcapng_with_interfaces_of_different_link_types() {
         "connections in order of their first packet"
     );
 }
+
+#[test]
+fn a_four_tuple_reused_after_close_is_a_new_connection() {
+    // The same connection (SYN .. FIN both ways) replayed 10 s later on the same 4-tuple.
+    let (header, recs) = records(&std::fs::read(util::root().join(CAPTURE)).unwrap());
+    let mut twice = recs.clone();
+    twice.extend(
+        recs.iter()
+            .map(|(h, d)| ([h[0] + 10, h[1], h[2], h[3]], d.clone())),
+    );
+    let path = temp("reused.pcap", &write_le(&header, &twice));
+    let doc = util::analyze_json(&[&path]);
+    let conns = doc["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2);
+    let first = &original()["connections"][0];
+    for (i, c) in conns.iter().enumerate() {
+        assert_eq!(c["frames"], first["frames"], "connection {i}");
+        assert_eq!(c["client"], first["client"]);
+        let shift = 10.0 * i as f64;
+        assert!(
+            (c["start"].as_f64().unwrap() - first["start"].as_f64().unwrap() - shift).abs() < 1e-6
+        );
+    }
+}
