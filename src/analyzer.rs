@@ -119,6 +119,7 @@ impl Conn {
                 tcp[o].peer_ack(ts, seg.ack, &mut |c: Chunk<'_>| session.chunk(other, c, tl));
             }
             if seg.payload_len > 0 && session.wants_bytes() {
+                let before = tcp[i].stats.retransmissions;
                 tcp[i].segment(
                     ts,
                     seq,
@@ -126,6 +127,9 @@ impl Conn {
                     seg.payload_len,
                     &mut |c: Chunk<'_>| session.chunk(dir, c, tl),
                 );
+                if tcp[i].stats.retransmissions > before {
+                    tl.push(ts, dir, EventKind::Retransmission);
+                }
             }
         }
         if seg.flags.fin && self.tl.sides[i].fin.is_none() {

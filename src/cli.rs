@@ -36,6 +36,10 @@ pub struct AnalyzeArgs {
     /// Treat TCP traffic on this port as HTTP/2 (as Wireshark's "Decode As"); repeatable.
     #[arg(short = 'd', long = "decode-as", value_name = "PORT", value_parser = parse_port)]
     pub decode_as: Vec<u16>,
+    /// Extra or overriding entries for the catalogue of known intermediary timeouts (JSON, the
+    /// shape of the built-in catalogue; an entry with a known name replaces it).
+    #[arg(long, value_name = "FILE")]
+    pub timeouts: Option<String>,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

@@ -9,6 +9,7 @@
 pub mod analyzer;
 pub mod capture;
 pub mod cli;
+pub mod diagnose;
 pub mod http2;
 pub mod report;
 pub mod tcp;
@@ -60,6 +61,16 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
             }
         }
     }
+    let catalogue = match &args.timeouts {
+        Some(path) => match diagnose::Catalogue::with_user_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("h2keepalive: {e}");
+                return ExitCode::from(exit::FATAL);
+            }
+        },
+        None => diagnose::Catalogue::builtin(),
+    };
     let mut input = Merged::new(readers);
     let mut analyzer = Analyzer::new(Config {
         decode_as: args.decode_as.clone(),
@@ -97,7 +108,14 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     for w in &warnings {
         eprintln!("h2keepalive: warning: {w}");
     }
-    let doc = report::build(args.captures.clone(), warnings, &stats, &timelines);
+    let diagnosis = diagnose::diagnose(&timelines, &catalogue);
+    let doc = report::build(
+        args.captures.clone(),
+        warnings,
+        &stats,
+        &timelines,
+        &diagnosis,
+    );
     let stdout = io::stdout().lock();
     let mut stdout = io::BufWriter::with_capacity(1 << 16, stdout);
     let written = match args.format {

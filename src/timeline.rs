@@ -72,6 +72,8 @@ pub enum EventKind {
     Gap {
         bytes: u64,
     },
+    /// A segment carrying bytes already seen (in whole or in part).
+    Retransmission,
     Preface,
     Settings {
         ack: bool,
@@ -106,6 +108,9 @@ pub struct Event {
     pub ts: Ts,
     pub dir: Dir,
     pub kind: EventKind,
+    /// How long the connection had been silent (no packet either way) when the packet carrying
+    /// this event arrived.
+    pub quiet_ns: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -146,6 +151,8 @@ impl Idle {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Side {
     pub packets: u64,
+    /// This side's last packet.
+    pub last: Option<Ts>,
     pub payload_bytes: u64,
     /// IP TTLs seen on this side's packets other than RSTs, with counts (a few distinct values).
     pub ttls: Vec<(u8, u64)>,
@@ -198,6 +205,8 @@ pub struct Timeline {
     pub max_stream_idle: Option<Idle>,
     /// Start of the current period with no open stream.
     stream_idle_since: Option<Ts>,
+    /// Silence before the packet being processed.
+    quiet_ns: i64,
 }
 
 impl Timeline {
@@ -224,11 +233,13 @@ impl Timeline {
             stream_idle: Vec::new(),
             max_stream_idle: None,
             stream_idle_since: Some(ts),
+            quiet_ns: 0,
         }
     }
 
     /// Every packet of the connection passes here, in capture order, before its contents.
     pub fn packet(&mut self, ts: Ts, dir: Dir, payload_len: u32) {
+        self.quiet_ns = (ts.0 - self.last.0).max(0);
         if ts > self.last {
             let gap = Idle {
                 start: self.last,
@@ -239,6 +250,7 @@ impl Timeline {
         }
         let side = &mut self.sides[dir.index()];
         side.packets += 1;
+        side.last = Some(side.last.map_or(ts, |l| l.max(ts)));
         side.payload_bytes += payload_len as u64;
     }
 
@@ -247,7 +259,12 @@ impl Timeline {
             self.events_dropped += 1;
             return;
         }
-        self.events.push(Event { ts, dir, kind });
+        self.events.push(Event {
+            ts,
+            dir,
+            kind,
+            quiet_ns: self.quiet_ns,
+        });
     }
 
     pub fn anomaly(&mut self, ts: Ts, dir: Dir, what: String) {

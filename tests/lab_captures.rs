@@ -133,6 +133,48 @@ fn every_lab_scenario_matches_its_truth() {
                     problems.push(format!("{name} {}: {p}", t["client"]));
                 }
             }
+            // The verdict: cause and who did it as the truth says; the silence before death within
+            // 5% (or 0.1 s) where the truth measured one.
+            let v = &c["verdict"];
+            if v["cause"] != t["cause"] || v["killed_by"] != t["killed_by"] {
+                problems.push(format!(
+                    "{name} {}: verdict {}/{}, truth {}/{} ({})",
+                    t["client"],
+                    v["cause"],
+                    v["killed_by"],
+                    t["cause"],
+                    t["killed_by"],
+                    v["evidence"]
+                ));
+            }
+            if let Some(want) = t["idle_before_s"].as_f64() {
+                let ok = v["idle_before_s"]
+                    .as_f64()
+                    .is_some_and(|got| (got - want).abs() <= (0.05 * want).max(0.1));
+                if !ok {
+                    problems.push(format!(
+                        "{name} {}: idle before death {}, truth {want}",
+                        t["client"], v["idle_before_s"]
+                    ));
+                }
+            }
+        }
+        // The configured timeout lies inside the estimate of a finding about this scenario's path.
+        if let Some(timeout) = truth["timeout_bracket"]["timeout_s"].as_f64() {
+            let inside = doc["findings"].as_array().unwrap().iter().any(|f| {
+                let (lo, hi) = (
+                    f["estimate"]["timeout_low_s"].as_f64(),
+                    f["estimate"]["timeout_high_s"].as_f64(),
+                );
+                lo.zip(hi)
+                    .is_some_and(|(lo, hi)| lo <= timeout && timeout <= hi)
+            });
+            if !inside {
+                problems.push(format!(
+                    "{name}: no finding brackets the {timeout} s timeout: {}",
+                    doc["findings"]
+                ));
+            }
         }
         let extra = ours.len() as i64 - truth["connections"].as_array().unwrap().len() as i64;
         if extra != 0 {

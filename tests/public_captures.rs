@@ -253,6 +253,42 @@ fn check(expect_path: &Path) -> Vec<String> {
     problems
 }
 
+/// Clean captures raise no alarm: a warning or error finding on a public capture must be one that
+/// `findings.json` lists with its reason, and each listed one must be reported.
+fn findings_are_expected(files: &[std::path::PathBuf]) -> Vec<String> {
+    let listed: Value = serde_json::from_str(
+        &std::fs::read_to_string(util::root().join("tests/expected/public/findings.json")).unwrap(),
+    )
+    .unwrap();
+    let mut problems = Vec::new();
+    for f in files {
+        let e: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+        let capture = e["capture"].as_str().unwrap();
+        let doc = util::analyze_json(&[&format!("captures/public/{capture}")]);
+        let alarms: BTreeSet<String> = doc["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] == "warning" || f["severity"] == "error")
+            .map(|f| f["id"].as_str().unwrap().to_string())
+            .collect();
+        let expected: BTreeSet<String> = listed[capture]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if alarms != expected {
+            problems.push(format!(
+                "{capture}: warning/error findings {alarms:?}, expected {expected:?}"
+            ));
+        }
+    }
+    problems
+}
+
 #[test]
 fn every_public_capture_agrees_with_tshark() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expected/public");
@@ -260,7 +296,9 @@ fn every_public_capture_agrees_with_tshark() {
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.extension().is_some_and(|x| x == "json") && !p.ends_with("known_differences.json")
+            p.extension().is_some_and(|x| x == "json")
+                && !p.ends_with("known_differences.json")
+                && !p.ends_with("findings.json")
         })
         .collect();
     files.sort();
@@ -276,6 +314,7 @@ fn every_public_capture_agrees_with_tshark() {
         problems.extend(check(f));
     }
     assert!(checked >= 30, "only {checked} captures checked");
+    problems.extend(findings_are_expected(&files));
     assert!(
         problems.is_empty(),
         "{} disagreements:\n{}",

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
         analyzer.packet(&p);
     }
     let (timelines, stats) = analyzer.finish();
-    let doc = report::build(vec!["fuzz".into()], vec![], &stats, &timelines);
+    let diagnosis = h2keepalive::diagnose::diagnose(&timelines, &h2keepalive::diagnose::Catalogue::builtin());
+    let doc = report::build(vec!["fuzz".into()], vec![], &stats, &timelines, &diagnosis);
     let _ = report::json(&doc);
     let _ = report::text::render(&doc, true);
 });

@@ -3,6 +3,7 @@
 
 use crate::analyzer::Stats;
 use crate::capture::Ts;
+use crate::diagnose::{self, Diagnosis};
 use crate::http2::frame::error_name;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline, FRAME_NAMES};
@@ -73,7 +74,37 @@ pub struct Connection {
     pub idle: IdleSummary,
     pub anomalies: Vec<Note>,
     pub limits: Vec<Note>,
+    /// Implementations recognised from SETTINGS and PING payloads.
+    pub implementation: Sides<Option<String>>,
+    pub keepalive: Sides<KeepaliveSide>,
     pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeepaliveSide {
+    pub pings: usize,
+    /// PINGs that are not keepalives (BDP probes, drain pings), recognised by their payload.
+    pub not_keepalive: usize,
+    pub interval_median_s: Option<f64>,
+    pub interval_spread_s: Option<f64>,
+    pub without_calls: usize,
+    pub unanswered: usize,
+    pub rtt_median_ms: Option<f64>,
+}
+
+impl From<&diagnose::SideKeepalive> for KeepaliveSide {
+    fn from(k: &diagnose::SideKeepalive) -> Self {
+        let r = |x: Option<f64>| x.map(|v| (v * 1000.0).round() / 1000.0);
+        KeepaliveSide {
+            pings: k.pings,
+            not_keepalive: k.not_keepalive,
+            interval_median_s: r(k.interval_median_s),
+            interval_spread_s: r(k.interval_spread_s),
+            without_calls: k.without_calls,
+            unanswered: k.unanswered,
+            rtt_median_ms: k.rtt_median_ms,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -180,7 +211,8 @@ pub struct Note {
 #[derive(Clone, Debug, Serialize)]
 pub struct Verdict {
     pub cause: &'static str,
-    pub killed_by: &'static str,
+    /// `null` for a connection nobody ended (alive).
+    pub killed_by: Option<&'static str>,
     pub confidence: f64,
     pub idle_before_s: Option<f64>,
     pub at: Option<f64>,
@@ -189,10 +221,32 @@ pub struct Verdict {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    pub id: String,
-    pub severity: String,
+    pub id: &'static str,
+    pub severity: &'static str,
     pub summary: String,
     pub connections: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+    pub matches: Vec<Match>,
+    pub evidence: Vec<String>,
+    pub recommendation: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Estimate {
+    /// Longest idle survived on the path.
+    pub timeout_low_s: f64,
+    /// Shortest idle that killed (plus a little for the capture's distance from the timer).
+    pub timeout_high_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Match {
+    pub name: String,
+    pub timeout_s: f64,
+    pub on_expiry: &'static str,
+    /// True when it matches as configured away from its default (the server side is that product).
+    pub configured: bool,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -209,11 +263,38 @@ pub fn build(
     warnings: Vec<String>,
     stats: &Stats,
     timelines: &[Timeline],
+    diagnosis: &Diagnosis,
 ) -> Document {
     let connections: Vec<Connection> = timelines
         .iter()
         .enumerate()
-        .map(|(id, tl)| connection(id, tl))
+        .map(|(id, tl)| connection(id, tl, diagnosis))
+        .collect();
+    let findings = diagnosis
+        .findings
+        .iter()
+        .map(|f| Finding {
+            id: f.id,
+            severity: f.severity.name(),
+            summary: f.summary.clone(),
+            connections: f.connections.clone(),
+            estimate: f.estimate.map(|(lo, hi)| Estimate {
+                timeout_low_s: lo,
+                timeout_high_s: hi,
+            }),
+            matches: f
+                .matches
+                .iter()
+                .map(|m| Match {
+                    name: m.name.clone(),
+                    timeout_s: m.timeout_s,
+                    on_expiry: m.on_expiry,
+                    configured: m.configured,
+                })
+                .collect(),
+            evidence: f.evidence.clone(),
+            recommendation: f.recommendation.clone(),
+        })
         .collect();
     Document {
         schema: SCHEMA,
@@ -236,11 +317,11 @@ pub fn build(
             },
         },
         connections,
-        findings: Vec::new(),
+        findings,
     }
 }
 
-fn connection(id: usize, tl: &Timeline) -> Connection {
+fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
     let role = |dir: Dir| {
         if tl.is_client(dir) {
             "client"
@@ -385,7 +466,10 @@ fn connection(id: usize, tl: &Timeline) -> Connection {
                 from: role(e.dir),
                 what: format!("{bytes} bytes missing from the capture"),
             }),
-            EventKind::Syn { .. } | EventKind::Fin | EventKind::Preface => {}
+            EventKind::Syn { .. }
+            | EventKind::Fin
+            | EventKind::Preface
+            | EventKind::Retransmission => {}
         }
     }
     if tl.events_dropped > 0 {
@@ -475,13 +559,41 @@ fn connection(id: usize, tl: &Timeline) -> Connection {
         },
         anomalies,
         limits,
-        verdict: Verdict {
-            cause: "unknown",
-            killed_by: "unknown",
-            confidence: 0.0,
-            idle_before_s: None,
-            at: None,
-            evidence: vec!["no diagnosis rules in this version".to_string()],
+        implementation: {
+            let i = diagnosis
+                .implementations
+                .get(id)
+                .cloned()
+                .unwrap_or_default();
+            Sides {
+                client: i[0].clone(),
+                server: i[1].clone(),
+            }
+        },
+        keepalive: {
+            let k = diagnosis.keepalive.get(id).cloned().unwrap_or_default();
+            Sides {
+                client: (&k.client).into(),
+                server: (&k.server).into(),
+            }
+        },
+        verdict: match diagnosis.verdicts.get(id) {
+            Some(v) => Verdict {
+                cause: v.cause.name(),
+                killed_by: v.killed_by.map(|a| a.name()),
+                confidence: v.confidence,
+                idle_before_s: v.idle_before_s.map(round3),
+                at: v.at.map(secs),
+                evidence: v.evidence.clone(),
+            },
+            None => Verdict {
+                cause: "unknown",
+                killed_by: Some("unknown"),
+                confidence: 0.0,
+                idle_before_s: None,
+                at: None,
+                evidence: vec![],
+            },
         },
     }
 }

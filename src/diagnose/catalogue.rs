@@ -1,0 +1,238 @@
+//! Facts about the world, as data: known intermediaries' idle timeouts and what they do at expiry,
+//! gRPC stacks' keepalive policies, and fingerprints that recognise implementations from their
+//! SETTINGS and PING payloads. The defaults live in `catalogue.json` (every value with its source);
+//! `--timeouts FILE` adds entries or replaces those of the same name.
+
+use serde::Deserialize;
+
+const DEFAULT: &str = include_str!("catalogue.json");
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// No packets at all (PINGs reset it): NATs, conntrack, L4 load balancers.
+    Transport,
+    /// No open streams (PINGs do not reset it): L7 proxies, MaxConnectionIdle.
+    Stream,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExpiry {
+    Reset,
+    Drop,
+    ResetBoth,
+    Fin,
+    Goaway,
+}
+
+impl OnExpiry {
+    pub fn name(self) -> &'static str {
+        match self {
+            OnExpiry::Reset => "reset",
+            OnExpiry::Drop => "drop",
+            OnExpiry::ResetBoth => "reset_both",
+            OnExpiry::Fin => "fin",
+            OnExpiry::Goaway => "goaway",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Intermediary {
+    pub name: String,
+    pub kind: String,
+    pub timeout_s: Option<f64>,
+    #[serde(default)]
+    pub configurable: Option<(f64, f64)>,
+    pub measure: Measure,
+    pub on_expiry: OnExpiry,
+    pub counts_pings: bool,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct GoawayShape {
+    pub error_code: String,
+    pub debug_data: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct GrpcServer {
+    pub name: String,
+    pub min_ping_interval_s: Option<f64>,
+    pub min_ping_interval_without_calls_s: Option<f64>,
+    #[serde(default)]
+    pub permit_without_calls_default: bool,
+    pub max_ping_strikes: Option<u32>,
+    #[serde(default)]
+    pub client_keepalive_default_s: Option<f64>,
+    #[serde(default)]
+    pub client_keepalive_min_s: Option<f64>,
+    #[serde(default)]
+    pub keepalive_timeout_default_s: Option<f64>,
+    #[serde(default)]
+    pub max_connection_idle_goaway: Option<GoawayShape>,
+    #[serde(default)]
+    pub max_connection_age_goaway: Option<GoawayShape>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub notes: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct Fingerprint {
+    pub implementation: String,
+    pub role: String,
+    #[serde(default)]
+    pub settings: Option<Vec<(u16, u32)>>,
+    #[serde(default)]
+    pub settings_ids_include: Option<Vec<u16>>,
+    #[serde(default)]
+    pub ping_opaque: Option<String>,
+    #[serde(default)]
+    pub ping_purpose: Option<String>,
+    #[serde(default)]
+    pub is_proxy: bool,
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Catalogue {
+    #[serde(default)]
+    pub intermediaries: Vec<Intermediary>,
+    #[serde(default)]
+    pub grpc_servers: Vec<GrpcServer>,
+    #[serde(default)]
+    pub fingerprints: Vec<Fingerprint>,
+}
+
+impl Catalogue {
+    /// The catalogue shipped in the binary.
+    pub fn builtin() -> Catalogue {
+        // The embedded file is checked by a unit test; an error here would be a build defect, so it
+        // degrades to an empty catalogue rather than a panic.
+        serde_json::from_str(DEFAULT).unwrap_or_default()
+    }
+
+    /// The built-in catalogue with a user's file merged in: entries with a known name replace the
+    /// built-in ones, others are added.
+    pub fn with_user_file(path: &str) -> Result<Catalogue, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{path}: cannot read: {e}"))?;
+        let user: Catalogue = serde_json::from_str(&text)
+            .map_err(|e| format!("{path}: not a timeouts catalogue: {e}"))?;
+        let mut cat = Catalogue::builtin();
+        cat.merge(user);
+        Ok(cat)
+    }
+
+    pub fn merge(&mut self, other: Catalogue) {
+        for e in other.intermediaries {
+            self.intermediaries.retain(|x| x.name != e.name);
+            self.intermediaries.push(e);
+        }
+        for e in other.grpc_servers {
+            self.grpc_servers.retain(|x| x.name != e.name);
+            self.grpc_servers.push(e);
+        }
+        self.fingerprints.extend(other.fingerprints);
+    }
+
+    /// The implementation whose SETTINGS (first, non-ACK) or PING payload matches, and whether it is
+    /// a proxy.
+    pub fn recognise(
+        &self,
+        role: &str,
+        settings: Option<&[(u16, u32)]>,
+        ping_opaques: &[String],
+    ) -> Option<&Fingerprint> {
+        let role_ok = |f: &Fingerprint| f.role == "any" || f.role == role;
+        let exact = self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
+            match (&f.settings, settings) {
+                (Some(want), Some(got)) => want.as_slice() == got,
+                _ => false,
+            }
+        });
+        let by_ids = || {
+            self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
+                match (&f.settings_ids_include, settings) {
+                    (Some(ids), Some(got)) => {
+                        !ids.is_empty() && ids.iter().all(|id| got.iter().any(|(g, _)| g == id))
+                    }
+                    _ => false,
+                }
+            })
+        };
+        let by_ping = || {
+            self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
+                f.ping_opaque
+                    .as_ref()
+                    .is_some_and(|o| ping_opaques.iter().any(|p| p == o))
+            })
+        };
+        exact.or_else(by_ids).or_else(by_ping)
+    }
+
+    /// What a fixed PING payload is for, when it is a known one ("bdp", "keepalive", ...).
+    pub fn ping_purpose(&self, opaque: &str) -> Option<(&str, &str)> {
+        self.fingerprints.iter().find_map(|f| {
+            let purpose = f.ping_purpose.as_deref()?;
+            (f.ping_opaque.as_deref() == Some(opaque))
+                .then_some((f.implementation.as_str(), purpose))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_parses_and_every_entry_has_a_source() {
+        let cat: Catalogue = serde_json::from_str(DEFAULT).expect("catalogue.json must parse");
+        assert!(
+            cat.intermediaries.len() >= 15,
+            "{}",
+            cat.intermediaries.len()
+        );
+        for e in &cat.intermediaries {
+            assert!(!e.sources.is_empty(), "{} has no source", e.name);
+        }
+        for e in &cat.grpc_servers {
+            assert!(!e.sources.is_empty(), "{} has no source", e.name);
+        }
+        for name in ["AWS NLB", "AWS NAT Gateway", "GCP Cloud NAT"] {
+            assert!(
+                cat.intermediaries.iter().any(|e| e.name.starts_with(name)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_entries_replace_and_add() {
+        let mut cat = Catalogue::builtin();
+        let n = cat.intermediaries.len();
+        let user: Catalogue = serde_json::from_str(
+            r#"{"intermediaries": [
+                {"name": "AWS NLB", "kind": "load_balancer", "timeout_s": 120, "measure": "transport", "on_expiry": "reset", "counts_pings": true, "sources": ["our terraform"]},
+                {"name": "corp firewall", "kind": "firewall", "timeout_s": 900, "measure": "transport", "on_expiry": "drop", "counts_pings": true, "sources": ["netops wiki"]}
+            ]}"#,
+        )
+        .unwrap();
+        cat.merge(user);
+        assert_eq!(cat.intermediaries.len(), n + 1);
+        let nlb = cat
+            .intermediaries
+            .iter()
+            .find(|e| e.name == "AWS NLB")
+            .unwrap();
+        assert_eq!(nlb.timeout_s, Some(120.0));
+    }
+}

@@ -1,0 +1,400 @@
+//! Rules that judge one connection from its own timeline. Each returns a verdict with evidence
+//! that quotes times a reader can find in Wireshark. What a single connection cannot decide (was a
+//! FIN after a silence an idle timer or a crash?) is marked for the path rules to settle.
+
+use super::facts::{secs, EndKind, Facts, Role, DRAIN_STREAM_ID};
+use super::{Actor, Cause, Verdict};
+use crate::capture::Ts;
+use crate::http2::frame::error_name;
+
+/// Silences shorter than this are not "idle" for the purpose of blaming an idle timer.
+const MIN_IDLE_NS: i64 = 1_000_000_000;
+/// A RST that answers the first packet after a silence comes within this time of it.
+const ANSWER_WITHIN_NS: i64 = 1_000_000_000;
+
+/// Relative time for evidence: seconds since the connection's first packet, and absolute.
+pub fn at(f: &Facts<'_>, ts: Ts) -> String {
+    format!("{} (+{:.3} s)", ts, ts.secs_since(f.tl.first))
+}
+
+/// Whether a server-side FIN without GOAWAY still has to be judged against the rest of the path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pending {
+    None,
+    /// FIN from the server side after `idle` without a GOAWAY: an L4 idle timer, or a crash.
+    ServerFin,
+}
+
+pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
+    let mut v = Verdict::new(Cause::Unknown);
+    // 1. GOAWAYs that name their reason.
+    if let Some(g) = f.goaways.iter().find(|g| g.code == 11) {
+        let about_pings = g.debug.contains("ping") || g.debug.is_empty();
+        v.cause = if about_pings {
+            Cause::TooManyPings
+        } else {
+            Cause::Unknown
+        };
+        v.killed_by = Some(actor(g.from, proxy_server));
+        v.confidence = if g.debug == "too_many_pings" {
+            0.95
+        } else {
+            0.6
+        };
+        v.at = Some(g.ts);
+        let sent: Vec<_> = f
+            .pings
+            .iter()
+            .filter(|p| p.from != g.from && p.ts <= g.ts)
+            .collect();
+        v.evidence.push(format!(
+            "GOAWAY ENHANCE_YOUR_CALM from the {} at {} with debug data \"{}\"",
+            g.from.name(),
+            at(f, g.ts),
+            g.debug
+        ));
+        if sent.len() >= 2 {
+            let span = secs(sent[sent.len() - 1].ts.0 - sent[0].ts.0) / (sent.len() - 1) as f64;
+            v.evidence.push(format!(
+                "the {} had sent {} PINGs before it, one every {:.1} s on average",
+                g.from.other().name(),
+                sent.len(),
+                span
+            ));
+        }
+        if !about_pings {
+            v.evidence.push("ENHANCE_YOUR_CALM for another reason than pings (h2 uses it for too many resets or CONTINUATIONs)".into());
+        }
+        return (v, Pending::None);
+    }
+    let drain = f
+        .goaways
+        .iter()
+        .find(|g| g.last_stream_id == DRAIN_STREAM_ID && g.code == 0);
+    if let Some(g) = f
+        .goaways
+        .iter()
+        .find(|g| g.debug == "max_age")
+        .or(drain.filter(|d| {
+            f.goaways
+                .iter()
+                .any(|x| x.from == d.from && x.ts >= d.ts && x.last_stream_id != DRAIN_STREAM_ID)
+        }))
+    {
+        v.cause = Cause::MaxAgeGoaway;
+        v.killed_by = Some(actor(g.from, proxy_server));
+        v.confidence = if g.debug == "max_age" { 0.95 } else { 0.75 };
+        v.at = Some(g.ts);
+        v.evidence.push(format!(
+            "GOAWAY {} from the {} at {}, {:.1} s after the connection opened, debug data \"{}\"",
+            error_name(g.code),
+            g.from.name(),
+            at(f, g.ts),
+            g.ts.secs_since(f.tl.first),
+            g.debug
+        ));
+        let goaways: Vec<_> = f.goaways.iter().filter(|x| x.from == g.from).collect();
+        if goaways.len() >= 2 && goaways[0].last_stream_id == DRAIN_STREAM_ID {
+            let pinged = f
+                .pings
+                .iter()
+                .any(|p| p.from == g.from && p.ts >= goaways[0].ts && p.ts <= goaways[1].ts);
+            v.evidence.push(format!(
+                "drain: first GOAWAY with last-stream-id 2^31-1, then{} GOAWAY with last-stream-id {}",
+                if pinged { " a PING, then" } else { "" },
+                goaways[1].last_stream_id
+            ));
+        }
+        let last_id = goaways
+            .iter()
+            .map(|x| x.last_stream_id)
+            .filter(|&id| id != DRAIN_STREAM_ID)
+            .min();
+        if let Some(last_id) = last_id {
+            let refused: Vec<u32> =
+                f.tl.streams
+                    .keys()
+                    .copied()
+                    .filter(|&id| id > last_id && id % 2 == 1)
+                    .collect();
+            let failed = f.failed_streams();
+            if !refused.is_empty() || !failed.is_empty() {
+                v.evidence.push(format!(
+                    "RPCs affected around the GOAWAY: streams above last-stream-id {last_id}: {refused:?}; failed streams: {failed:?}"
+                ));
+            }
+        }
+        return (v, Pending::None);
+    }
+    if let Some(g) = f
+        .goaways
+        .iter()
+        .find(|g| g.from == Role::Server && (g.debug == "max_idle" || g.debug == "connection idle"))
+    {
+        v.cause = Cause::IdleGoaway;
+        v.killed_by = Some(actor(g.from, proxy_server));
+        v.confidence = 0.95;
+        v.at = Some(g.ts);
+        let idle = f.stream_idle_before(g.ts);
+        v.idle_before_s = idle.map(|i| i.secs());
+        v.fatal_silence_end = Some(g.ts);
+        v.evidence.push(format!(
+            "GOAWAY {} \"{}\" from the server at {} (the gRPC server's MaxConnectionIdle)",
+            error_name(g.code),
+            g.debug,
+            at(f, g.ts)
+        ));
+        if let Some(i) = idle {
+            v.evidence.push(format!(
+                "no stream was open for {:.3} s before it, since {}",
+                i.secs(),
+                at(f, i.start)
+            ));
+        }
+        return (v, Pending::None);
+    }
+
+    let Some(end) = f.end else {
+        return (blackhole_or_alive(f), Pending::None);
+    };
+
+    // 2. A RST its claimed sender did not send.
+    if let Some(r) = f.rsts.iter().find(|r| r.forged) {
+        v.cause = Cause::IdleReset;
+        v.killed_by = Some(Actor::Intermediary);
+        v.at = Some(r.ts);
+        v.evidence.push(format!(
+            "TCP RST claiming to be from the {} at {} has TTL {}, but the {}'s own packets have TTL {}",
+            r.from.name(),
+            at(f, r.ts),
+            r.ttl,
+            r.from.name(),
+            r.sender_ttl.map_or("?".into(), |t| t.to_string())
+        ));
+        match f.transport_idle_before(r.ts, ANSWER_WITHIN_NS) {
+            Some(i) if i.end.0 - i.start.0 >= MIN_IDLE_NS => {
+                v.idle_before_s = Some(i.secs());
+                v.fatal_silence_end = Some(i.end);
+                v.confidence = 0.9;
+                let answered = if i.end == r.ts {
+                    "arrived itself at the end of".to_string()
+                } else {
+                    format!("answered the first packet ({}) after", at(f, i.end))
+                };
+                v.evidence.push(format!(
+                    "the RST {answered} {:.3} s without any packet",
+                    i.secs()
+                ));
+            }
+            _ => {
+                v.confidence = 0.6;
+                v.evidence
+                    .push("no silence before it: a middlebox reset a flow it did not know".into());
+            }
+        }
+        return (v, Pending::None);
+    }
+
+    // 3. The server side closes after the connection carried no streams: an L7 idle timeout.
+    if end.kind == EndKind::Goaway && end.from == Role::Server {
+        let g = f
+            .goaways
+            .iter()
+            .find(|g| g.ts == end.ts && g.from == Role::Server)
+            .cloned();
+        if let Some(g) = g {
+            let idle = f
+                .stream_idle_before(g.ts)
+                .filter(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS);
+            if let (Some(i), 0) = (idle, g.code) {
+                v.cause = Cause::IdleGoaway;
+                v.killed_by = Some(actor(Role::Server, proxy_server));
+                v.confidence = 0.85;
+                v.at = Some(g.ts);
+                v.idle_before_s = Some(i.secs());
+                v.fatal_silence_end = Some(g.ts);
+                let who = proxy_server.map_or("the server".to_string(), |p| {
+                    format!("the server side ({p}, a proxy)")
+                });
+                v.evidence.push(format!(
+                    "GOAWAY NO_ERROR last-stream-id {} from {who} at {}{}",
+                    g.last_stream_id,
+                    at(f, g.ts),
+                    if g.debug.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" debug \"{}\"", g.debug)
+                    }
+                ));
+                let pings = f
+                    .pings
+                    .iter()
+                    .filter(|p| p.ts >= i.start && p.ts <= i.end)
+                    .count();
+                v.evidence.push(format!(
+                    "no stream was open for {:.3} s before it, since {}{}",
+                    i.secs(),
+                    at(f, i.start),
+                    if pings > 0 {
+                        format!("; {pings} PINGs flowed meanwhile, so the timer ignores PINGs")
+                    } else {
+                        String::new()
+                    }
+                ));
+                return (v, Pending::None);
+            }
+            v.cause = Cause::GracefulClose;
+            v.killed_by = Some(actor(Role::Server, proxy_server));
+            v.confidence = if g.code == 0 { 0.7 } else { 0.5 };
+            v.at = Some(g.ts);
+            v.evidence.push(format!(
+                "GOAWAY {} from the server at {} while streams were in use{}",
+                error_name(g.code),
+                at(f, g.ts),
+                if g.debug.is_empty() {
+                    String::new()
+                } else {
+                    format!(", debug \"{}\"", g.debug)
+                }
+            ));
+            return (v, Pending::None);
+        }
+    }
+
+    // 4. The client ends it.
+    if end.from == Role::Client {
+        v.at = Some(end.ts);
+        v.killed_by = Some(Actor::Client);
+        let open = f.open_streams_at(end.ts);
+        let silence = (end.quiet_ns >= MIN_IDLE_NS).then_some(end.quiet_ns);
+        let client_fin = f.fins[Role::Client.index()].map(|(t, _)| t);
+        let rst_first = end.kind == EndKind::Rst && client_fin.is_none_or(|fin| fin > end.ts);
+        if let (true, false, Some(quiet)) = (open > 0, end.kind == EndKind::Goaway, silence) {
+            v.cause = Cause::IdleClose;
+            v.idle_before_s = Some(secs(quiet));
+            v.confidence = 0.8;
+            v.evidence.push(format!(
+                "the client closed ({}) at {} while {open} stream(s) were open and nothing had arrived for {:.3} s: a read timeout",
+                if end.kind == EndKind::Fin { "FIN" } else { "RST" },
+                at(f, end.ts),
+                secs(quiet)
+            ));
+        } else if rst_first {
+            v.cause = Cause::PeerAbort;
+            v.confidence = 0.7;
+            v.evidence.push(format!("the client reset the connection (TCP RST with its own TTL) at {} without closing it first", at(f, end.ts)));
+        } else {
+            v.cause = Cause::GracefulClose;
+            v.confidence = 0.9;
+            let how = match end.kind {
+                EndKind::Goaway => "GOAWAY",
+                EndKind::Fin => "FIN",
+                EndKind::Rst => "RST",
+            };
+            v.evidence.push(format!(
+                "the client closed first ({how} at {}) with {open} stream(s) open",
+                at(f, end.ts)
+            ));
+        }
+        return (v, Pending::None);
+    }
+
+    // 5. The server side ends it without GOAWAY.
+    v.at = Some(end.ts);
+    if end.kind == EndKind::Rst {
+        v.cause = Cause::PeerAbort;
+        v.killed_by = Some(Actor::Server);
+        v.confidence = 0.8;
+        v.idle_before_s = Some(secs(end.quiet_ns));
+        let r = f.rsts.iter().find(|r| r.ts == end.ts);
+        v.evidence.push(format!(
+            "TCP RST from the server at {} with the server's own TTL {}: its socket is gone (crash, restart)",
+            at(f, end.ts),
+            r.map_or("?".into(), |r| r.ttl.to_string())
+        ));
+        let retrans = f
+            .retransmissions
+            .iter()
+            .filter(|(t, who)| *who == Role::Client && *t < end.ts)
+            .count();
+        if retrans > 0 {
+            v.evidence.push(format!("the client had retransmitted {retrans} time(s) before it: the server was unreachable first"));
+        }
+        return (v, Pending::None);
+    }
+    // A FIN from the server side with no GOAWAY: an HTTP/2 server says GOAWAY before closing, so
+    // this is an L4 device's timer or a process that died; the path decides.
+    v.cause = Cause::IdleClose;
+    v.killed_by = Some(Actor::Intermediary);
+    v.confidence = 0.7;
+    v.idle_before_s = Some(secs(end.quiet_ns));
+    v.fatal_silence_end = Some(end.ts);
+    v.evidence.push(format!(
+        "FIN from the server side at {} with no GOAWAY, after {:.3} s without any packet",
+        at(f, end.ts),
+        secs(end.quiet_ns)
+    ));
+    (v, Pending::ServerFin)
+}
+
+/// No FIN, RST or GOAWAY: still open, or silently dead.
+fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
+    for talker in [Role::Client, Role::Server] {
+        // The first silence after which the peer never sent anything again.
+        let peer_last = f.last_packet(talker.other());
+        let gap =
+            f.tl.transport_idle
+                .iter()
+                .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && peer_last.is_none_or(|t| t < i.end))
+                .copied();
+        if let Some(gap) = gap {
+            let peer_silent = true;
+            let retrans = f
+                .retransmissions
+                .iter()
+                .filter(|(t, who)| *who == talker && *t >= gap.end)
+                .count();
+            let unanswered = f
+                .pings
+                .iter()
+                .filter(|p| p.from == talker && p.ts >= gap.end && p.acked_at.is_none())
+                .count();
+            if peer_silent && (retrans > 0 || unanswered > 0) {
+                let mut v = Verdict::new(Cause::IdleBlackhole);
+                v.killed_by = Some(Actor::Intermediary);
+                v.confidence = if retrans > 0 { 0.85 } else { 0.6 };
+                v.idle_before_s = Some(gap.secs());
+                v.fatal_silence_end = Some(gap.end);
+                v.at = f.last_packet(talker);
+                v.evidence.push(format!(
+                    "after {:.3} s without any packet, the {} sent again at {} and got no answer: {retrans} retransmission(s), {unanswered} unanswered PING(s)",
+                    gap.secs(),
+                    talker.name(),
+                    at(f, gap.end)
+                ));
+                v.evidence.push(format!(
+                    "the {}'s last packet was at {}; no FIN or RST followed (the endpoint gave up silently)",
+                    talker.other().name(),
+                    f.last_packet(talker.other()).map_or("never".into(), |t| at(f, t))
+                ));
+                return v;
+            }
+        }
+    }
+    let mut v = Verdict::new(Cause::Alive);
+    v.killed_by = None;
+    v.confidence = 0.9;
+    v.evidence.push(format!(
+        "open when the capture ends: last packet at {}",
+        at(f, f.tl.last)
+    ));
+    v
+}
+
+fn actor(from: Role, proxy_server: Option<&str>) -> Actor {
+    match (from, proxy_server) {
+        (Role::Server, Some(_)) => Actor::Intermediary,
+        (Role::Server, None) => Actor::Server,
+        (Role::Client, _) => Actor::Client,
+    }
+}

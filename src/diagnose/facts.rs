@@ -1,0 +1,278 @@
+//! What the rules need to know about one connection, read off its timeline once: events by role
+//! (client/server rather than A/B), whether each RST was forged, the connection's first terminal
+//! event, and the idle periods that preceded a moment.
+
+use crate::capture::Ts;
+use crate::tcp::Dir;
+use crate::timeline::{EventKind, Idle, Timeline};
+
+/// A side of the connection by its role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Client => "client",
+            Role::Server => "server",
+        }
+    }
+
+    pub fn other(self) -> Role {
+        match self {
+            Role::Client => Role::Server,
+            Role::Server => Role::Client,
+        }
+    }
+
+    pub fn index(self) -> usize {
+        match self {
+            Role::Client => 0,
+            Role::Server => 1,
+        }
+    }
+}
+
+/// The last stream id of a GOAWAY that only announces a drain (RFC 9113 §6.8: "an endpoint that is
+/// attempting to gracefully shut down a connection can send a GOAWAY frame with the last stream
+/// identifier set to 2^31-1").
+pub const DRAIN_STREAM_ID: u32 = 0x7fff_ffff;
+
+#[derive(Clone, Debug)]
+pub struct Goaway {
+    pub ts: Ts,
+    pub quiet_ns: i64,
+    pub from: Role,
+    pub last_stream_id: u32,
+    pub code: u32,
+    pub debug: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Rst {
+    pub ts: Ts,
+    pub quiet_ns: i64,
+    pub from: Role,
+    pub ttl: u8,
+    /// The usual TTL of the claimed sender's other packets, when any were seen.
+    pub sender_ttl: Option<u8>,
+    pub forged: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Ping {
+    pub ts: Ts,
+    /// Silence on the connection before it.
+    pub quiet_ns: i64,
+    pub from: Role,
+    pub opaque: [u8; 8],
+    pub acked_at: Option<Ts>,
+}
+
+/// The first event that ends a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndKind {
+    Goaway,
+    Fin,
+    Rst,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct End {
+    pub ts: Ts,
+    pub from: Role,
+    pub kind: EndKind,
+    /// Silence before the packet that carried it.
+    pub quiet_ns: i64,
+}
+
+pub struct Facts<'a> {
+    pub tl: &'a Timeline,
+    client_dir: Dir,
+    pub goaways: Vec<Goaway>,
+    pub rsts: Vec<Rst>,
+    pub pings: Vec<Ping>,
+    /// First FIN of each role.
+    pub fins: [Option<(Ts, i64)>; 2],
+    pub retransmissions: Vec<(Ts, Role)>,
+    /// First non-ACK SETTINGS of each role.
+    pub settings: [Option<Vec<(u16, u32)>>; 2],
+    pub end: Option<End>,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(tl: &'a Timeline) -> Facts<'a> {
+        let client_dir = tl.client_dir.unwrap_or(Dir::AtoB);
+        let role = |d: Dir| {
+            if d == client_dir {
+                Role::Client
+            } else {
+                Role::Server
+            }
+        };
+        let mut f = Facts {
+            tl,
+            client_dir,
+            goaways: Vec::new(),
+            rsts: Vec::new(),
+            pings: Vec::new(),
+            fins: [None, None],
+            retransmissions: Vec::new(),
+            settings: [None, None],
+            end: None,
+        };
+        let usual_ttl = |r: Role| {
+            let d = if r == Role::Client {
+                client_dir
+            } else {
+                client_dir.reverse()
+            };
+            tl.sides[d.index()].usual_ttl()
+        };
+        for e in &tl.events {
+            let from = role(e.dir);
+            match &e.kind {
+                EventKind::Goaway {
+                    last_stream_id,
+                    error_code,
+                    debug_data,
+                } => f.goaways.push(Goaway {
+                    ts: e.ts,
+                    quiet_ns: e.quiet_ns,
+                    from,
+                    last_stream_id: *last_stream_id,
+                    code: *error_code,
+                    debug: String::from_utf8_lossy(debug_data)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                }),
+                EventKind::Rst { ttl, .. } => {
+                    let sender_ttl = usual_ttl(from);
+                    // A RST the claimed sender did not send arrives with another hop count than its
+                    // own packets. Only a difference counts: with no other packet to compare, or the
+                    // same TTL, the RST is taken as genuine.
+                    let forged = sender_ttl.is_some_and(|t| t != *ttl);
+                    f.rsts.push(Rst {
+                        ts: e.ts,
+                        quiet_ns: e.quiet_ns,
+                        from,
+                        ttl: *ttl,
+                        sender_ttl,
+                        forged,
+                    });
+                }
+                EventKind::Ping { ack: false, opaque } => f.pings.push(Ping {
+                    ts: e.ts,
+                    quiet_ns: e.quiet_ns,
+                    from,
+                    opaque: *opaque,
+                    acked_at: None,
+                }),
+                EventKind::Ping { ack: true, opaque } => {
+                    if let Some(p) = f
+                        .pings
+                        .iter_mut()
+                        .find(|p| p.from != from && p.opaque == *opaque && p.acked_at.is_none())
+                    {
+                        p.acked_at = Some(e.ts);
+                    }
+                }
+                EventKind::Fin => {
+                    f.fins[from.index()].get_or_insert((e.ts, e.quiet_ns));
+                }
+                EventKind::Retransmission => f.retransmissions.push((e.ts, from)),
+                EventKind::Settings { ack: false, params } => {
+                    f.settings[from.index()].get_or_insert_with(|| params.clone());
+                }
+                _ => {}
+            }
+        }
+        let candidates = f
+            .goaways
+            .iter()
+            .map(|g| End {
+                ts: g.ts,
+                from: g.from,
+                kind: EndKind::Goaway,
+                quiet_ns: g.quiet_ns,
+            })
+            .chain(f.rsts.iter().map(|r| End {
+                ts: r.ts,
+                from: r.from,
+                kind: EndKind::Rst,
+                quiet_ns: r.quiet_ns,
+            }))
+            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
+                f.fins[r.index()].map(|(ts, quiet_ns)| End {
+                    ts,
+                    from: r,
+                    kind: EndKind::Fin,
+                    quiet_ns,
+                })
+            }));
+        // Earliest first; at the same instant a GOAWAY precedes the FIN or RST it announces.
+        f.end = candidates.min_by_key(|e| (e.ts, e.kind as u8));
+        f
+    }
+
+    pub fn dir(&self, r: Role) -> Dir {
+        match r {
+            Role::Client => self.client_dir,
+            Role::Server => self.client_dir.reverse(),
+        }
+    }
+
+    pub fn last_packet(&self, r: Role) -> Option<Ts> {
+        self.tl.sides[self.dir(r).index()].last
+    }
+
+    /// The transport idle period (no packet at all) that ended at or shortly before `at`: the
+    /// silence that the packet at its end broke. `within` bounds how long before `at` it may end.
+    pub fn transport_idle_before(&self, at: Ts, within_ns: i64) -> Option<Idle> {
+        self.tl
+            .transport_idle
+            .iter()
+            .rev()
+            .find(|i| i.end <= at && at.0 - i.end.0 <= within_ns)
+            .copied()
+    }
+
+    /// The stream-idle period (no open stream) that was running or had just ended at `at`.
+    pub fn stream_idle_before(&self, at: Ts) -> Option<Idle> {
+        self.tl
+            .stream_idle
+            .iter()
+            .rev()
+            .find(|i| i.start <= at && i.end.0 + 1_000_000 >= at.0)
+            .copied()
+    }
+
+    /// Streams open at `at` (opened before, not closed before).
+    pub fn open_streams_at(&self, at: Ts) -> usize {
+        self.tl
+            .streams
+            .values()
+            .filter(|s| s.opened.is_some_and(|o| o <= at) && s.closed.is_none_or(|c| c > at))
+            .count()
+    }
+
+    /// Streams that failed: reset, or ended with a gRPC status other than OK.
+    pub fn failed_streams(&self) -> Vec<u32> {
+        self.tl
+            .streams
+            .values()
+            .filter(|s| {
+                s.reset.is_some_and(|(_, code)| code != 0)
+                    || s.grpc_status.as_deref().is_some_and(|g| g.trim() != "0")
+            })
+            .map(|s| s.id)
+            .collect()
+    }
+}
+
+pub fn secs(ns: i64) -> f64 {
+    ns as f64 / 1e9
+}

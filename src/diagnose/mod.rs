@@ -1,0 +1,202 @@
+//! Diagnosis: why each connection died, who did it, and what to change. Rules read timeline events
+//! only — never bytes. One file per rule family: `connection` judges a connection alone, `path`
+//! settles what needs the other connections to the same server (was a FIN a timer or a crash? what
+//! is the timeout?), `keepalive` reconstructs who pinged how often, `recommend` words the fix.
+//! Facts about products live in `catalogue.json`.
+
+pub mod catalogue;
+mod connection;
+mod facts;
+mod keepalive;
+mod path;
+mod recommend;
+
+pub use catalogue::Catalogue;
+pub use keepalive::{Keepalive, SideKeepalive};
+
+use crate::capture::Ts;
+use crate::timeline::Timeline;
+use facts::{Facts, Role};
+
+/// CONTRACT.md's cause vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cause {
+    Alive,
+    GracefulClose,
+    IdleGoaway,
+    MaxAgeGoaway,
+    TooManyPings,
+    IdleClose,
+    IdleReset,
+    IdleBlackhole,
+    PeerAbort,
+    Unknown,
+}
+
+impl Cause {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cause::Alive => "alive",
+            Cause::GracefulClose => "graceful_close",
+            Cause::IdleGoaway => "idle_goaway",
+            Cause::MaxAgeGoaway => "max_age_goaway",
+            Cause::TooManyPings => "too_many_pings",
+            Cause::IdleClose => "idle_close",
+            Cause::IdleReset => "idle_reset",
+            Cause::IdleBlackhole => "idle_blackhole",
+            Cause::PeerAbort => "peer_abort",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Actor {
+    Client,
+    Server,
+    Intermediary,
+    Unknown,
+}
+
+impl Actor {
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Client => "client",
+            Actor::Server => "server",
+            Actor::Intermediary => "intermediary",
+            Actor::Unknown => "unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub cause: Cause,
+    /// `None` for a connection nobody ended (alive).
+    pub killed_by: Option<Actor>,
+    pub confidence: f64,
+    pub idle_before_s: Option<f64>,
+    pub at: Option<Ts>,
+    pub evidence: Vec<String>,
+    /// When the fatal silence ended (the packet that met the dead flow, or the close itself): the
+    /// path rules leave that silence out of what was survived.
+    pub fatal_silence_end: Option<Ts>,
+}
+
+impl Verdict {
+    fn new(cause: Cause) -> Verdict {
+        Verdict {
+            cause,
+            killed_by: Some(Actor::Unknown),
+            confidence: 0.0,
+            idle_before_s: None,
+            at: None,
+            evidence: Vec::new(),
+            fatal_silence_end: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Match {
+    pub name: String,
+    pub timeout_s: f64,
+    pub on_expiry: &'static str,
+    /// Matched through its configurable range (with the server side recognised as this product),
+    /// not its default.
+    pub configured: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub id: &'static str,
+    pub severity: Severity,
+    pub summary: String,
+    /// Indices into the timelines.
+    pub connections: Vec<usize>,
+    pub estimate: Option<(f64, f64)>,
+    pub matches: Vec<Match>,
+    pub evidence: Vec<String>,
+    pub recommendation: String,
+}
+
+/// Everything diagnosis concluded, in the order of the timelines.
+#[derive(Clone, Debug)]
+pub struct Diagnosis {
+    pub verdicts: Vec<Verdict>,
+    /// Per connection: which RSTs (by time) are suspected forged.
+    pub forged_rsts: Vec<Vec<(Ts, bool)>>,
+    pub keepalive: Vec<Keepalive>,
+    /// Per connection: implementations recognised for the client and the server side.
+    pub implementations: Vec<[Option<String>; 2]>,
+    pub findings: Vec<Finding>,
+}
+
+pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
+    let facts: Vec<Facts<'_>> = timelines.iter().map(Facts::new).collect();
+    let mut implementations = Vec::new();
+    let mut keepalive = Vec::new();
+    let mut judged = Vec::new();
+    for f in &facts {
+        let opaques = |r: Role| -> Vec<String> {
+            f.pings
+                .iter()
+                .filter(|p| p.from == r)
+                .map(|p| hex(&p.opaque))
+                .collect()
+        };
+        let client = cat.recognise("client", f.settings[0].as_deref(), &opaques(Role::Client));
+        let server = cat.recognise("server", f.settings[1].as_deref(), &opaques(Role::Server));
+        let proxy = server
+            .filter(|s| s.is_proxy)
+            .map(|s| s.implementation.as_str());
+        judged.push(connection::judge(f, proxy));
+        implementations.push([
+            client.map(|c| c.implementation.clone()),
+            server.map(|s| s.implementation.clone()),
+        ]);
+        keepalive.push(keepalive::reconstruct(f, cat));
+    }
+    let mut verdicts: Vec<Verdict> = judged.iter().map(|(v, _)| v.clone()).collect();
+    let pending: Vec<connection::Pending> = judged.iter().map(|(_, p)| *p).collect();
+    let findings = path::settle(
+        &facts,
+        &mut verdicts,
+        &pending,
+        &keepalive,
+        &implementations,
+        cat,
+    );
+    let forged_rsts = facts
+        .iter()
+        .map(|f| f.rsts.iter().map(|r| (r.ts, r.forged)).collect())
+        .collect();
+    Diagnosis {
+        verdicts,
+        forged_rsts,
+        keepalive,
+        implementations,
+        findings,
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,584 @@
+//! Rules over all connections to one server endpoint (a path): settling FINs that one connection
+//! alone cannot explain, bracketing the unknown idle timeout between the longest silence survived
+//! and the shortest that killed, matching it against the catalogue, and the findings.
+
+use super::catalogue::{Catalogue, Measure, OnExpiry};
+use super::connection::Pending;
+use super::facts::Facts;
+use super::keepalive::Keepalive;
+use super::recommend;
+use super::{Actor, Cause, Finding, Match, Severity, Verdict};
+use crate::timeline::Idle;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// The capture sees an intermediary's timer from a distance: a kill at expiry can look this much
+/// shorter than the timer (one-way delay, timer granularity).
+const SLACK_FRACTION: f64 = 0.02;
+const SLACK_S: f64 = 0.05;
+/// Deaths closer than this in time with scattered silences share a cause (a crash), not a timer.
+const SAME_MOMENT_NS: i64 = 500_000_000;
+
+pub fn settle(
+    facts: &[Facts<'_>],
+    verdicts: &mut [Verdict],
+    pending: &[Pending],
+    keepalive: &[Keepalive],
+    implementations: &[[Option<String>; 2]],
+    cat: &Catalogue,
+) -> Vec<Finding> {
+    let mut paths: BTreeMap<SocketAddr, Vec<usize>> = BTreeMap::new();
+    for (i, f) in facts.iter().enumerate() {
+        paths.entry(f.tl.server()).or_default().push(i);
+    }
+    let mut findings = Vec::new();
+    for (server, conns) in &paths {
+        settle_fins(facts, verdicts, pending, conns);
+        for (cause, measure) in [
+            (Cause::IdleReset, Measure::Transport),
+            (Cause::IdleBlackhole, Measure::Transport),
+            (Cause::IdleClose, Measure::Transport),
+            (Cause::IdleGoaway, Measure::Stream),
+        ] {
+            let killed: Vec<usize> = conns
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    verdicts[i].cause == cause
+                        && verdicts[i].killed_by != Some(Actor::Client)
+                        && verdicts[i].idle_before_s.is_some()
+                })
+                .collect();
+            if killed.is_empty() {
+                continue;
+            }
+            findings.push(idle_finding(
+                *server,
+                cause,
+                measure,
+                &killed,
+                conns,
+                facts,
+                verdicts,
+                implementations,
+                cat,
+            ));
+        }
+        findings.extend(other_findings(
+            *server,
+            conns,
+            facts,
+            verdicts,
+            keepalive,
+            implementations,
+            cat,
+        ));
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings
+}
+
+/// A server-side FIN without GOAWAY after a silence is an L4 idle timer only if the path's deaths
+/// look like one: similar silences, and no connection on the path survived a longer one. Deaths at
+/// one moment after scattered silences, or after silences others survived, are the peer going away.
+fn settle_fins(
+    facts: &[Facts<'_>],
+    verdicts: &mut [Verdict],
+    pending: &[Pending],
+    conns: &[usize],
+) {
+    let fin_deaths: Vec<usize> = conns
+        .iter()
+        .copied()
+        .filter(|&i| pending[i] == Pending::ServerFin)
+        .collect();
+    if fin_deaths.is_empty() {
+        return;
+    }
+    let idles: Vec<f64> = fin_deaths
+        .iter()
+        .map(|&i| verdicts[i].idle_before_s.unwrap_or(0.0))
+        .collect();
+    let (lo, hi) = idles
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    let survived = longest_survived(facts, verdicts, conns, Measure::Transport, &fin_deaths);
+    let consistent = hi - lo <= (0.1 * lo).max(0.25);
+    let long_enough = lo >= 1.0;
+    let outlived = survived.is_some_and(|(s, _)| s >= lo);
+    let same_moment = fin_deaths.len() >= 2 && {
+        let times: Vec<i64> = fin_deaths
+            .iter()
+            .filter_map(|&i| verdicts[i].at.map(|t| t.0))
+            .collect();
+        times
+            .iter()
+            .max()
+            .zip(times.iter().min())
+            .is_some_and(|(a, b)| a - b <= SAME_MOMENT_NS)
+    };
+    let timer = consistent && long_enough && !outlived && !(same_moment && !consistent);
+    for &i in &fin_deaths {
+        let v = &mut verdicts[i];
+        if timer {
+            v.confidence = if fin_deaths.len() >= 2 { 0.85 } else { 0.65 };
+            if fin_deaths.len() >= 2 {
+                v.evidence.push(format!(
+                    "{} connections to this server were closed this way, each after {:.1}-{:.1} s of silence: one idle timer",
+                    fin_deaths.len(),
+                    lo,
+                    hi
+                ));
+            }
+            if let Some((s, j)) = survived {
+                v.evidence.push(format!(
+                    "longest silence survived on this path: {s:.3} s (connection #{j})"
+                ));
+            }
+            continue;
+        }
+        v.cause = Cause::PeerAbort;
+        v.killed_by = Some(Actor::Server);
+        v.confidence = 0.7;
+        if let Some((s, j)) = survived.filter(|(s, _)| *s >= lo) {
+            v.evidence.push(format!("not an idle timeout: connection #{j} to the same server survived a longer silence ({s:.3} s)"));
+        }
+        if !consistent {
+            v.evidence.push(format!(
+                "not an idle timeout: {} connections closed this way after silences of {}",
+                fin_deaths.len(),
+                idles
+                    .iter()
+                    .map(|x| format!("{x:.2} s"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if same_moment {
+            v.evidence.push(
+                "they closed at the same moment: a common cause, such as the server process ending"
+                    .to_string(),
+            );
+        }
+        if !long_enough {
+            v.evidence
+                .push("too short a silence before it for an idle timer".to_string());
+        }
+    }
+}
+
+/// The longest idle period of `measure` on the path that did not end a connection, and its
+/// connection. The fatal silences of `excluded` (and of every connection that died of an idle
+/// cause) do not count.
+fn longest_survived(
+    facts: &[Facts<'_>],
+    verdicts: &[Verdict],
+    conns: &[usize],
+    measure: Measure,
+    excluded: &[usize],
+) -> Option<(f64, usize)> {
+    let mut best: Option<(f64, usize)> = None;
+    for &i in conns {
+        let f = &facts[i];
+        let v = &verdicts[i];
+        let fatal_from = match (
+            excluded.contains(&i) || is_idle_death(v.cause),
+            v.fatal_silence_end.or(v.at),
+        ) {
+            (true, Some(t)) => Some(t.0 - 1_000_000),
+            _ => None,
+        };
+        let periods: &[Idle] = match measure {
+            Measure::Transport => &f.tl.transport_idle,
+            Measure::Stream => &f.tl.stream_idle,
+        };
+        for p in periods {
+            if fatal_from.is_some_and(|t| p.end.0 >= t) {
+                continue;
+            }
+            // A transport silence proves survival only if a packet came after it; a stream silence
+            // ending the connection proves no L7 timer fired meanwhile (its GOAWAY would show).
+            if measure == Measure::Transport && p.end >= f.tl.last {
+                continue;
+            }
+            let s = p.secs();
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, i));
+            }
+        }
+    }
+    best
+}
+
+fn is_idle_death(c: Cause) -> bool {
+    matches!(
+        c,
+        Cause::IdleReset | Cause::IdleBlackhole | Cause::IdleClose | Cause::IdleGoaway
+    )
+}
+
+fn expiry_for(cause: Cause) -> &'static [OnExpiry] {
+    match cause {
+        Cause::IdleReset => &[OnExpiry::Reset, OnExpiry::ResetBoth],
+        Cause::IdleBlackhole => &[OnExpiry::Drop],
+        Cause::IdleClose => &[OnExpiry::Fin],
+        Cause::IdleGoaway => &[OnExpiry::Goaway],
+        _ => &[],
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn idle_finding(
+    server: SocketAddr,
+    cause: Cause,
+    measure: Measure,
+    killed: &[usize],
+    conns: &[usize],
+    facts: &[Facts<'_>],
+    verdicts: &[Verdict],
+    implementations: &[[Option<String>; 2]],
+    cat: &Catalogue,
+) -> Finding {
+    let fatal = killed
+        .iter()
+        .filter_map(|&i| verdicts[i].idle_before_s)
+        .fold(f64::MAX, f64::min);
+    let survived = longest_survived(facts, verdicts, conns, measure, killed);
+    let low = survived.map_or(0.0, |(s, _)| s);
+    let high = fatal + (fatal * SLACK_FRACTION).max(SLACK_S);
+    let consistent = low < high;
+    // Did PINGs flow through the fatal silences? Then the timer ignores them.
+    let pings_flowed = killed.iter().any(|&i| {
+        let f = &facts[i];
+        let (Some(t), Some(idle)) = (verdicts[i].at, verdicts[i].idle_before_s) else {
+            return false;
+        };
+        let start = t.0 - (idle * 1e9) as i64;
+        f.pings
+            .iter()
+            .any(|p| p.ts.0 > start && p.ts <= t && p.acked_at.is_some())
+    });
+    let server_impl = killed.iter().find_map(|&i| implementations[i][1].clone());
+    let by_server = killed
+        .iter()
+        .all(|&i| verdicts[i].killed_by == Some(Actor::Server));
+    let mut matches: Vec<Match> = Vec::new();
+    for e in &cat.intermediaries {
+        if !expiry_for(cause).contains(&e.on_expiry)
+            || e.measure != measure
+            || (pings_flowed && e.counts_pings)
+        {
+            continue;
+        }
+        let tol = |t: f64| t * SLACK_FRACTION + SLACK_S;
+        match e.timeout_s {
+            Some(t) if t >= low - tol(t) && t <= high + tol(t) => matches.push(Match {
+                name: e.name.clone(),
+                timeout_s: t,
+                on_expiry: e.on_expiry.name(),
+                configured: false,
+            }),
+            _ => {
+                // Configured away from its default: only when the server side is recognised as it.
+                let same_product = server_impl.as_deref().is_some_and(|s| {
+                    let s = s.to_lowercase();
+                    let n = e.name.to_lowercase();
+                    n.split_whitespace().next().is_some_and(|w| s.contains(w))
+                });
+                if let (Some((lo, hi)), true) = (e.configurable, same_product) {
+                    if lo <= high && hi >= low {
+                        matches.push(Match {
+                            name: e.name.clone(),
+                            timeout_s: fatal,
+                            on_expiry: e.on_expiry.name(),
+                            configured: true,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let (severity, what) = match cause {
+        Cause::IdleReset => (
+            Severity::Error,
+            "an intermediary forgets idle flows and resets the next packet",
+        ),
+        Cause::IdleBlackhole => (
+            Severity::Error,
+            "an intermediary forgets idle flows and silently drops what follows",
+        ),
+        Cause::IdleClose => (
+            Severity::Error,
+            "an intermediary closes idle TCP connections (FIN, no GOAWAY)",
+        ),
+        _ if by_server => (
+            Severity::Info,
+            "the server closes connections that carry no RPCs (MaxConnectionIdle)",
+        ),
+        _ => (
+            Severity::Warning,
+            "an HTTP/2 proxy closes connections that carry no RPCs, whatever PINGs flow",
+        ),
+    };
+    let kind = match measure {
+        Measure::Transport => "without any packet",
+        Measure::Stream => "without an open stream",
+    };
+    let timeout_text = match (consistent, high < 100.0) {
+        (true, true) => format!("{low:.1}-{high:.1} s"),
+        (true, false) => format!("{:.0}-{:.0} s", low.floor(), high.ceil()),
+        (false, _) => format!("~{fatal:.1} s"),
+    };
+    let summary = format!(
+        "Connections to {server} die after {} {kind}: {what}",
+        timeout_text
+    );
+    let mut evidence = vec![format!(
+        "{} connection(s) killed after {} of {:.3}-{:.3} s: {}",
+        killed.len(),
+        kind.trim_start_matches("without ").to_string() + " silence",
+        fatal,
+        killed
+            .iter()
+            .filter_map(|&i| verdicts[i].idle_before_s)
+            .fold(0.0, f64::max),
+        killed
+            .iter()
+            .map(|i| format!("#{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )];
+    match survived {
+        Some((s, j)) => evidence.push(format!(
+            "longest survived: {s:.3} s {kind} (connection #{j})"
+        )),
+        None => evidence.push(
+            "no connection on this path survived a silence: the lower bound is 0".to_string(),
+        ),
+    }
+    if !consistent {
+        evidence.push(format!("a connection survived {low:.3} s, longer than a fatal {fatal:.3} s: more than one timer may be at work"));
+    }
+    if pings_flowed {
+        evidence.push("PINGs were answered during the fatal silences: the timer does not count PINGs as activity".to_string());
+    }
+    if matches.is_empty() {
+        evidence.push(
+            "no known default matches this timeout: a configured value (add it with --timeouts)"
+                .to_string(),
+        );
+    }
+    let recommendation = recommend::idle(
+        cause,
+        measure,
+        (low, high),
+        pings_flowed,
+        by_server,
+        &client_impl(killed, implementations),
+        &server_impl,
+    );
+    Finding {
+        id: match cause {
+            Cause::IdleGoaway if by_server => "max-connection-idle",
+            _ => "idle-timeout",
+        },
+        severity,
+        summary,
+        connections: killed.to_vec(),
+        estimate: Some((round3(low), round3(high))),
+        matches,
+        evidence,
+        recommendation,
+    }
+}
+
+fn client_impl(conns: &[usize], implementations: &[[Option<String>; 2]]) -> Option<String> {
+    conns.iter().find_map(|&i| implementations[i][0].clone())
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Findings about too many pings, max-age rotation, abrupt ends, read timeouts and keepalive
+/// settings that invite trouble.
+fn other_findings(
+    server: SocketAddr,
+    conns: &[usize],
+    facts: &[Facts<'_>],
+    verdicts: &[Verdict],
+    keepalive: &[Keepalive],
+    implementations: &[[Option<String>; 2]],
+    cat: &Catalogue,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let with = |c: Cause| -> Vec<usize> {
+        conns
+            .iter()
+            .copied()
+            .filter(|&i| verdicts[i].cause == c)
+            .collect()
+    };
+    let server_impl = conns.iter().find_map(|&i| implementations[i][1].clone());
+    let client = client_impl(conns, implementations);
+
+    let tmp = with(Cause::TooManyPings);
+    if !tmp.is_empty() {
+        let intervals: Vec<f64> = tmp
+            .iter()
+            .filter_map(|&i| keepalive[i].client.interval_median_s)
+            .collect();
+        let interval = intervals.iter().cloned().fold(f64::MAX, f64::min);
+        let mut evidence: Vec<String> = tmp
+            .iter()
+            .filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}")))
+            .take(3)
+            .collect();
+        if interval < f64::MAX {
+            evidence.push(format!("client PING interval: {interval:.1} s"));
+        }
+        out.push(Finding {
+            id: "too-many-pings",
+            severity: Severity::Error,
+            summary: format!("{server} rejects the client's keepalive PINGs as too frequent (GOAWAY ENHANCE_YOUR_CALM \"too_many_pings\")"),
+            connections: tmp,
+            estimate: None,
+            matches: Vec::new(),
+            evidence,
+            recommendation: recommend::too_many_pings((interval < f64::MAX).then_some(interval), &client, &server_impl, cat),
+        });
+    }
+
+    let aged = with(Cause::MaxAgeGoaway);
+    if !aged.is_empty() {
+        let ages: Vec<f64> = aged
+            .iter()
+            .filter_map(|&i| verdicts[i].at.map(|t| t.secs_since(facts[i].tl.first)))
+            .collect();
+        let failed: Vec<usize> = aged
+            .iter()
+            .copied()
+            .filter(|&i| {
+                verdicts[i]
+                    .evidence
+                    .iter()
+                    .any(|e| e.starts_with("RPCs affected"))
+            })
+            .collect();
+        let mut evidence = vec![format!(
+            "{} connection(s) ended by GOAWAY at ages {}",
+            aged.len(),
+            ages.iter()
+                .map(|a| format!("{a:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )];
+        for &i in &failed {
+            if let Some(e) = verdicts[i]
+                .evidence
+                .iter()
+                .find(|e| e.starts_with("RPCs affected"))
+            {
+                evidence.push(format!("#{i}: {e}"));
+            }
+        }
+        out.push(Finding {
+            id: "max-connection-age",
+            severity: if failed.is_empty() {
+                Severity::Info
+            } else {
+                Severity::Warning
+            },
+            summary: format!(
+                "{server} closes connections at a fixed age (MaxConnectionAge){}",
+                if failed.is_empty() {
+                    ""
+                } else {
+                    " and RPCs failed around it"
+                }
+            ),
+            connections: aged,
+            estimate: None,
+            matches: Vec::new(),
+            evidence,
+            recommendation: recommend::max_age(!failed.is_empty()),
+        });
+    }
+
+    let aborted: Vec<usize> = with(Cause::PeerAbort)
+        .into_iter()
+        .filter(|&i| verdicts[i].killed_by == Some(Actor::Server))
+        .collect();
+    if !aborted.is_empty() {
+        let evidence = aborted
+            .iter()
+            .filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}")))
+            .take(4)
+            .collect();
+        out.push(Finding {
+            id: "peer-abort",
+            severity: Severity::Error,
+            summary: format!("{server} went away abruptly on {} connection(s) (crash, kill or restart), not an idle timeout", aborted.len()),
+            connections: aborted,
+            estimate: None,
+            matches: Vec::new(),
+            evidence,
+            recommendation: "Look at the server side at those times (process restarts, OOM kills, pod evictions, node reboots); clients should retry UNAVAILABLE with backoff.".to_string(),
+        });
+    }
+
+    let read_timeouts: Vec<usize> = with(Cause::IdleClose)
+        .into_iter()
+        .filter(|&i| verdicts[i].killed_by == Some(Actor::Client))
+        .collect();
+    if !read_timeouts.is_empty() {
+        let waits: Vec<f64> = read_timeouts
+            .iter()
+            .filter_map(|&i| verdicts[i].idle_before_s)
+            .collect();
+        let wait = waits.iter().cloned().fold(f64::MAX, f64::min);
+        out.push(Finding {
+            id: "read-timeout",
+            severity: Severity::Warning,
+            summary: format!("Clients of {server} give up on RPCs that made no progress for {wait:.1} s (a read timeout, e.g. a proxy's grpc_read_timeout)"),
+            connections: read_timeouts.clone(),
+            estimate: None,
+            matches: Vec::new(),
+            evidence: read_timeouts.iter().filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}"))).take(3).collect(),
+            recommendation: "If these are long-lived streams (server streaming, watch), raise the proxy's read timeout above the longest gap between messages (nginx: grpc_read_timeout / grpc_send_timeout; Envoy: stream_idle_timeout and the route timeout), or have the server send messages or PINGs more often than the timeout.".to_string(),
+        });
+    }
+
+    // Keepalive settings that will meet default ping enforcement: predicted, not yet seen.
+    if with(Cause::TooManyPings).is_empty() {
+        let risky: Vec<usize> = conns
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let k = &keepalive[i].client;
+                k.pings - k.not_keepalive >= 3
+                    && k.without_calls > 0
+                    && k.interval_median_s.is_some_and(|m| m < 300.0)
+            })
+            .collect();
+        if !risky.is_empty() {
+            let interval = risky
+                .iter()
+                .filter_map(|&i| keepalive[i].client.interval_median_s)
+                .fold(f64::MAX, f64::min);
+            out.push(Finding {
+                id: "keepalive-policy",
+                severity: Severity::Info,
+                summary: format!(
+                    "Clients of {server} ping every {interval:.1} s even without calls: default gRPC servers allow one PING per 5 min (2 h without calls) and answer the 3rd early one with GOAWAY ENHANCE_YOUR_CALM"
+                ),
+                connections: risky,
+                estimate: None,
+                matches: Vec::new(),
+                evidence: vec!["this server accepted them: it must permit PINGs without calls at this rate; a server with default settings would not".to_string()],
+                recommendation: recommend::too_many_pings(Some(interval), &client, &server_impl, cat),
+            });
+        }
+    }
+    out
+}
