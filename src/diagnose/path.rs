@@ -334,9 +334,8 @@ fn idle_finding(
         timeout_text
     );
     let mut evidence = vec![format!(
-        "{} connection(s) killed after {} of {:.3}-{:.3} s: {}",
+        "{} connection(s) killed after {:.3}-{:.3} s {kind}: {}",
         killed.len(),
-        kind.trim_start_matches("without ").to_string() + " silence",
         fatal,
         killed
             .iter()

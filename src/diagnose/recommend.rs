@@ -4,13 +4,17 @@
 use super::catalogue::{Catalogue, Measure};
 use super::Cause;
 
-/// A client keepalive time comfortably below a timeout: half of it, at most 30 s under it, and at
-/// least the 10 s floor most gRPC clients enforce.
+/// The shortest client keepalive time gRPC stacks accept (grpc-go and grpc-java clamp to 10 s).
+const KEEPALIVE_FLOOR_S: f64 = 10.0;
+
+/// A client keepalive time comfortably below a timeout: half of it for short timeouts, 30 s under
+/// it for long ones.
 fn keepalive_below(timeout_s: f64) -> f64 {
-    (timeout_s / 2.0)
-        .min((timeout_s - 30.0).max(timeout_s / 2.0))
-        .max(10.0)
-        .floor()
+    if timeout_s > 60.0 {
+        (timeout_s - 30.0).floor()
+    } else {
+        (timeout_s / 2.0).floor()
+    }
 }
 
 fn client_snippet(stack: &Option<String>, time_s: f64) -> String {
@@ -58,11 +62,6 @@ pub fn idle(
     client: &Option<String>,
     server: &Option<String>,
 ) -> String {
-    let timeout = if high > low {
-        low.max(1.0).min(high)
-    } else {
-        high
-    };
     match (cause, measure) {
         (Cause::IdleGoaway, _) if by_server => format!(
             "The server's MaxConnectionIdle (~{:.0} s) is closing idle connections by design; clients reconnect on the next RPC. If that first RPC must not pay for a new connection, raise MaxConnectionIdle on the server, or keep one RPC in flight (PINGs do not count as activity).",
@@ -76,12 +75,18 @@ pub fn idle(
             server.as_deref().unwrap_or("unrecognised")
         ),
         _ => {
-            let ka = keepalive_below(timeout);
+            // Below the longest silence survived, the timer certainly has not fired.
+            let safe = if low > 0.0 { low } else { high };
+            let ka = keepalive_below(safe);
+            if ka < KEEPALIVE_FLOOR_S {
+                return format!(
+                    "The idle timeout on the path (between {low:.1} and {high:.1} s) is shorter than the shortest keepalive gRPC clients allow ({KEEPALIVE_FLOOR_S:.0} s): raise the intermediary's idle timeout well above your longest quiet period (AWS NLB: tcp.idle_timeout.seconds; conntrack: net.netfilter.nf_conntrack_tcp_timeout_established; HAProxy: timeout client/server), then keep connections alive with PINGs below it."
+                );
+            }
             format!(
-                "Keep the connection busier than the ~{:.0} s idle timeout on the path: send HTTP/2 PINGs every {ka:.0} s, also without active calls, and let the server accept that rate. {}. {}. Or raise the intermediary's idle timeout (AWS NLB: tcp.idle_timeout.seconds; conntrack: nf_conntrack_tcp_timeout_established).",
-                high,
+                "Keep the connection busier than the idle timeout on the path (more than {low:.0} s, at most {high:.0} s): send HTTP/2 PINGs every {ka:.0} s, also without active calls, and let the server accept that rate. {}. {}. Or raise the intermediary's idle timeout (AWS NLB: tcp.idle_timeout.seconds; conntrack: net.netfilter.nf_conntrack_tcp_timeout_established).",
                 client_snippet(client, ka),
-                server_snippet(server, (ka - 5.0).max(5.0))
+                server_snippet(server, (ka * 0.8).floor().max(KEEPALIVE_FLOOR_S.min(ka)))
             )
         }
     }

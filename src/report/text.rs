@@ -32,6 +32,7 @@ pub fn render(doc: &Document, verbose: bool) -> String {
     for w in &doc.input.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
+    findings(&mut out, doc);
     for c in &doc.connections {
         out.push('\n');
         connection(&mut out, c, t0, verbose);
@@ -273,12 +274,86 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
             events.len() - shown
         );
     }
-    let _ = writeln!(
-        out,
-        "     verdict  {} ({})",
-        c.verdict.cause,
-        c.verdict.evidence.join("; ")
-    );
+    let v = &c.verdict;
+    let mut head = v.cause.to_string();
+    if let Some(k) = v.killed_by {
+        head.push_str(&format!(" by {k}"));
+    }
+    if let Some(i) = v.idle_before_s {
+        head.push_str(&format!(" after {i:.3} s idle"));
+    }
+    head.push_str(&format!(" (confidence {:.2})", v.confidence));
+    let _ = writeln!(out, "     verdict  {head}");
+    let shown = if verbose {
+        v.evidence.len()
+    } else {
+        v.evidence.len().min(3)
+    };
+    for e in v.evidence.iter().take(shown) {
+        wrap(out, &clean(e), 14, "- ");
+    }
+}
+
+/// The findings, most severe first: what is wrong, the estimate and matches, the evidence, the fix.
+fn findings(out: &mut String, doc: &Document) {
+    if doc.findings.is_empty() {
+        let _ = writeln!(out, "\nNo findings: no connection died of a problem.");
+        return;
+    }
+    for f in &doc.findings {
+        out.push('\n');
+        let label = f.severity.to_uppercase();
+        wrap(out, &format!("{label:<7} {}", clean(&f.summary)), 0, "");
+        let ids: Vec<String> = f.connections.iter().map(|i| format!("#{i}")).collect();
+        let mut facts = format!("connections {}", shorten(&ids.join(" "), 60));
+        if let Some(e) = &f.estimate {
+            facts.push_str(&format!(
+                "; timeout between {:.3} and {:.3} s",
+                e.timeout_low_s, e.timeout_high_s
+            ));
+        }
+        if !f.matches.is_empty() {
+            let m: Vec<String> = f
+                .matches
+                .iter()
+                .map(|m| {
+                    if m.configured {
+                        format!("{} (as configured here)", m.name)
+                    } else {
+                        format!("{} ({} s, {})", m.name, m.timeout_s, m.on_expiry)
+                    }
+                })
+                .collect();
+            facts.push_str(&format!("; matches {}", m.join(", ")));
+        }
+        wrap(out, &facts, 8, "");
+        for e in &f.evidence {
+            wrap(out, &clean(e), 8, "- ");
+        }
+        wrap(out, &format!("fix: {}", clean(&f.recommendation)), 8, "");
+    }
+}
+
+/// Writes `text` word-wrapped to 100 columns, indented by `indent`, the first line after `bullet`.
+fn wrap(out: &mut String, text: &str, indent: usize, bullet: &str) {
+    const WIDTH: usize = 100;
+    let pad = " ".repeat(indent);
+    let cont = " ".repeat(indent + bullet.chars().count());
+    let mut line = format!("{pad}{bullet}");
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.chars().count() + 1 + word.chars().count() > WIDTH {
+            let _ = writeln!(out, "{line}");
+            line = cont.clone();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    let _ = writeln!(out, "{line}");
 }
 
 fn totals(out: &mut String, doc: &Document) {
