@@ -340,13 +340,32 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
 /// No FIN, RST or GOAWAY: still open, or silently dead.
 fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
     for talker in [Role::Client, Role::Server] {
-        // The first silence after which the peer never sent anything again.
+        // The peer's last word, the talker's first attempt that went unanswered after it, and the
+        // silence that attempt broke.
         let peer_last = f.last_packet(talker.other());
-        let gap =
-            f.tl.transport_idle
-                .iter()
-                .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && peer_last.is_none_or(|t| t < i.end))
-                .copied();
+        let after_peer = |t: Ts| peer_last.is_none_or(|p| t > p);
+        let first_retrans = f
+            .retransmissions
+            .iter()
+            .filter(|(t, who)| *who == talker && after_peer(*t))
+            .map(|(t, _)| *t)
+            .min();
+        let first_unanswered = f
+            .pings
+            .iter()
+            .filter(|p| p.from == talker && p.acked_at.is_none() && after_peer(p.ts))
+            .map(|p| p.ts)
+            .min();
+        let Some(first_fail) = first_retrans.into_iter().chain(first_unanswered).min() else {
+            continue;
+        };
+        let gap = f
+            .tl
+            .transport_idle
+            .iter()
+            .rev()
+            .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && i.end < first_fail && after_peer(i.end))
+            .copied();
         if let Some(gap) = gap {
             let peer_silent = true;
             let retrans = f

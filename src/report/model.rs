@@ -442,13 +442,18 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                 });
             }
             EventKind::Rst { ttl, ip_id, .. } => {
-                // Whether a RST was forged is diagnosis's call; the timeline only carries the facts.
+                // Whether a RST was forged is diagnosis's call, made on the same events.
+                let forged = diagnosis
+                    .forged_rsts
+                    .get(id)
+                    .and_then(|r| r.iter().find(|(t, _)| *t == e.ts))
+                    .is_some_and(|(_, f)| *f);
                 rsts.push(Rst {
                     ts,
                     from: role(e.dir),
                     ttl: *ttl,
                     ip_id: *ip_id,
-                    suspect_forged: false,
+                    suspect_forged: forged,
                 });
             }
             EventKind::Anomaly { what } => anomalies.push(Note {
