@@ -356,16 +356,22 @@ fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
             .filter(|p| p.from == talker && p.acked_at.is_none() && after_peer(p.ts))
             .map(|p| p.ts)
             .min();
-        let Some(first_fail) = first_retrans.into_iter().chain(first_unanswered).min() else {
+        // The silence ends at the first unanswered PING itself, or strictly before the first
+        // retransmission (at the original send).
+        let Some(limit) = first_retrans
+            .map(|t| Ts(t.0 - 1))
+            .into_iter()
+            .chain(first_unanswered)
+            .min()
+        else {
             continue;
         };
-        let gap = f
-            .tl
-            .transport_idle
-            .iter()
-            .rev()
-            .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && i.end < first_fail && after_peer(i.end))
-            .copied();
+        let gap =
+            f.tl.transport_idle
+                .iter()
+                .rev()
+                .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && i.end <= limit && after_peer(i.end))
+                .copied();
         if let Some(gap) = gap {
             let peer_silent = true;
             let retrans = f

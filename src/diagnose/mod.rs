@@ -10,6 +10,8 @@ mod facts;
 mod keepalive;
 mod path;
 mod recommend;
+#[cfg(test)]
+mod tests;
 
 pub use catalogue::Catalogue;
 pub use keepalive::{Keepalive, SideKeepalive};
