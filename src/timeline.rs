@@ -239,7 +239,7 @@ impl Timeline {
 
     /// Every packet of the connection passes here, in capture order, before its contents.
     pub fn packet(&mut self, ts: Ts, dir: Dir, payload_len: u32) {
-        self.quiet_ns = (ts.0 - self.last.0).max(0);
+        self.quiet_ns = ts.ns_since(self.last).max(0);
         if ts > self.last {
             let gap = Idle {
                 start: self.last,
@@ -363,7 +363,7 @@ fn record_idle(list: &mut Vec<Idle>, max: &mut Option<Idle>, idle: Idle) {
     if max.is_none_or(|m| idle.secs() > m.secs()) {
         *max = Some(idle);
     }
-    if idle.end.0 - idle.start.0 >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
+    if idle.end.ns_since(idle.start) >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
         list.push(idle);
     }
 }

@@ -31,6 +31,16 @@ impl Ts {
         secs as f64 + nanos as f64 / 1e9
     }
 
+    /// `self - earlier` in nanoseconds, saturating (hostile timestamps sit at the ends of i64).
+    pub fn ns_since(self, earlier: Ts) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// This time moved by `ns` nanoseconds, saturating.
+    pub fn add_ns(self, ns: i64) -> Ts {
+        Ts(self.0.saturating_add(ns))
+    }
+
     /// `self - earlier` in seconds; negative when time went backwards.
     pub fn secs_since(self, earlier: Ts) -> f64 {
         self.0.saturating_sub(earlier.0) as f64 / 1e9

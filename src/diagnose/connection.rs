@@ -54,7 +54,7 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
             g.debug
         ));
         if sent.len() >= 2 {
-            let span = secs(sent[sent.len() - 1].ts.0 - sent[0].ts.0) / (sent.len() - 1) as f64;
+            let span = secs(sent[sent.len() - 1].ts.ns_since(sent[0].ts)) / (sent.len() - 1) as f64;
             v.evidence.push(format!(
                 "the {} had sent {} PINGs before it, one every {:.1} s on average",
                 g.from.other().name(),
@@ -172,7 +172,7 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
             r.sender_ttl.map_or("?".into(), |t| t.to_string())
         ));
         match f.transport_idle_before(r.ts, ANSWER_WITHIN_NS) {
-            Some(i) if i.end.0 - i.start.0 >= MIN_IDLE_NS => {
+            Some(i) if i.end.ns_since(i.start) >= MIN_IDLE_NS => {
                 v.idle_before_s = Some(i.secs());
                 v.fatal_silence_end = Some(i.end);
                 v.confidence = 0.9;
@@ -205,7 +205,7 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         if let Some(g) = g {
             let idle = f
                 .stream_idle_before(g.ts)
-                .filter(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS);
+                .filter(|i| i.end.ns_since(i.start) >= MIN_IDLE_NS);
             if let (Some(i), 0) = (idle, g.code) {
                 v.cause = Cause::IdleGoaway;
                 v.killed_by = Some(actor(Role::Server, proxy_server));
@@ -359,19 +359,20 @@ fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
         // The silence ends at the first unanswered PING itself, or strictly before the first
         // retransmission (at the original send).
         let Some(limit) = first_retrans
-            .map(|t| Ts(t.0 - 1))
+            .map(|t| t.add_ns(-1))
             .into_iter()
             .chain(first_unanswered)
             .min()
         else {
             continue;
         };
-        let gap =
-            f.tl.transport_idle
-                .iter()
-                .rev()
-                .find(|i| i.end.0 - i.start.0 >= MIN_IDLE_NS && i.end <= limit && after_peer(i.end))
-                .copied();
+        let gap = f
+            .tl
+            .transport_idle
+            .iter()
+            .rev()
+            .find(|i| i.end.ns_since(i.start) >= MIN_IDLE_NS && i.end <= limit && after_peer(i.end))
+            .copied();
         if let Some(gap) = gap {
             let peer_silent = true;
             let retrans = f

@@ -236,7 +236,7 @@ impl<'a> Facts<'a> {
             .transport_idle
             .iter()
             .rev()
-            .find(|i| i.end <= at && at.0 - i.end.0 <= within_ns)
+            .find(|i| i.end <= at && at.ns_since(i.end) <= within_ns)
             .copied()
     }
 
@@ -246,7 +246,7 @@ impl<'a> Facts<'a> {
             .stream_idle
             .iter()
             .rev()
-            .find(|i| i.start <= at && i.end.0 + 1_000_000 >= at.0)
+            .find(|i| i.start <= at && i.end.add_ns(1_000_000) >= at)
             .copied()
     }
 

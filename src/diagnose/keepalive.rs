@@ -43,12 +43,12 @@ pub fn reconstruct(f: &Facts<'_>, cat: &Catalogue) -> Keepalive {
             .collect();
         let mut gaps: Vec<f64> = keep
             .windows(2)
-            .map(|w| secs(w[1].ts.0 - w[0].ts.0))
+            .map(|w| secs(w[1].ts.ns_since(w[0].ts)))
             .collect();
         gaps.sort_by(|a, b| a.total_cmp(b));
         let mut rtts: Vec<f64> = mine
             .iter()
-            .filter_map(|p| p.acked_at.map(|a| secs(a.0 - p.ts.0) * 1e3))
+            .filter_map(|p| p.acked_at.map(|a| secs(a.ns_since(p.ts)) * 1e3))
             .collect();
         rtts.sort_by(|a, b| a.total_cmp(b));
         SideKeepalive {

@@ -185,7 +185,7 @@ fn longest_survived(
             excluded.contains(&i) || is_idle_death(v.cause),
             v.fatal_silence_end.or(v.at),
         ) {
-            (true, Some(t)) => Some(t.0 - 1_000_000),
+            (true, Some(t)) => Some(t.add_ns(-1_000_000).0),
             _ => None,
         };
         let periods: &[Idle] = match measure {
@@ -253,7 +253,7 @@ fn idle_finding(
         let (Some(t), Some(idle)) = (verdicts[i].at, verdicts[i].idle_before_s) else {
             return false;
         };
-        let start = t.0 - (idle * 1e9) as i64;
+        let start = t.add_ns(-((idle * 1e9) as i64)).0;
         f.pings
             .iter()
             .any(|p| p.ts.0 > start && p.ts <= t && p.acked_at.is_some())
