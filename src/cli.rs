@@ -25,6 +25,12 @@ pub enum Format {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TablesFormat {
+    Parquet,
+    Csv,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
     /// Capture files; several are merged by time.
@@ -40,6 +46,18 @@ pub struct AnalyzeArgs {
     /// shape of the built-in catalogue; an entry with a known name replaces it).
     #[arg(long, value_name = "FILE")]
     pub timeouts: Option<String>,
+    /// Write a self-contained HTML timeline report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<String>,
+    /// Write a PNG timeline to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub png: Option<String>,
+    /// Write the connections, events and pings tables into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub tables: Option<String>,
+    /// Format of --tables.
+    #[arg(long, value_enum, default_value_t = TablesFormat::Parquet)]
+    pub tables_format: TablesFormat,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,

@@ -116,6 +116,10 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         &timelines,
         &diagnosis,
     );
+    if let Err(e) = write_reports(args, &doc) {
+        eprintln!("h2keepalive: {e}");
+        return ExitCode::from(exit::FATAL);
+    }
     let stdout = io::stdout().lock();
     let mut stdout = io::BufWriter::with_capacity(1 << 16, stdout);
     let written = match args.format {
@@ -136,6 +140,27 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         .iter()
         .any(|f| f.severity == "warning" || f.severity == "error");
     ExitCode::from(if problems { exit::FINDINGS } else { exit::OK })
+}
+
+/// The report files asked for with --html, --png and --tables.
+fn write_reports(args: &cli::AnalyzeArgs, doc: &report::Document) -> Result<(), String> {
+    if let Some(path) = &args.html {
+        std::fs::write(path, report::html::render(doc))
+            .map_err(|e| format!("{path}: cannot write the HTML report: {e}"))?;
+    }
+    if let Some(path) = &args.png {
+        report::png::write(doc, std::path::Path::new(path))
+            .map_err(|e| format!("{path}: cannot write the PNG report: {e}"))?;
+    }
+    if let Some(dir) = &args.tables {
+        let format = match args.tables_format {
+            cli::TablesFormat::Parquet => report::tables::Format::Parquet,
+            cli::TablesFormat::Csv => report::tables::Format::Csv,
+        };
+        report::tables::write(doc, std::path::Path::new(dir), format)
+            .map_err(|e| format!("{dir}: cannot write the tables: {e}"))?;
+    }
+    Ok(())
 }
 
 /// A one-line progress display on standard error, for a terminal only.

@@ -117,7 +117,8 @@ fn settle_fins(
             .zip(times.iter().min())
             .is_some_and(|(a, b)| a - b <= SAME_MOMENT_NS)
     };
-    let timer = consistent && long_enough && !outlived && !(same_moment && !consistent);
+    // Deaths at one moment after scattered silences are already inconsistent: a crash, not a timer.
+    let timer = consistent && long_enough && !outlived;
     for &i in &fin_deaths {
         let v = &mut verdicts[i];
         if timer {

@@ -1,7 +1,11 @@
-//! Report stage: a serialisable model built once from the timelines (and, later, the findings),
-//! then rendered as text for people or as the CONTRACT's JSON document for scripts.
+//! Report stage: a serialisable model built once from the timelines and the diagnosis, then
+//! rendered as text for people, the CONTRACT's JSON document for scripts, an HTML or PNG timeline
+//! for tickets, and Parquet/CSV tables for notebooks. Renderers never diagnose.
 
+pub mod html;
 pub mod model;
+pub mod png;
+pub mod tables;
 pub mod text;
 
 pub use model::{build, Document};

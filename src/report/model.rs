@@ -72,6 +72,8 @@ pub struct Connection {
     pub settings: Vec<Settings>,
     pub tcp: Tcp,
     pub idle: IdleSummary,
+    /// Silences of at least a second: without packets (`transport`) or without open streams (`stream`).
+    pub idle_periods: Vec<IdlePeriod>,
     pub anomalies: Vec<Note>,
     pub limits: Vec<Note>,
     /// Implementations recognised from SETTINGS and PING payloads.
@@ -172,6 +174,8 @@ pub struct Tcp {
     pub gaps: u64,
     /// `retransmissions` by sender.
     pub retransmissions_by_side: PerSide,
+    /// When segments were retransmitted, and by whom.
+    pub retransmission_times: Vec<(f64, &'static str)>,
     pub packets: PerSide,
     pub payload_bytes: PerSide,
     /// The IP TTL each side's packets usually carry (RSTs excluded).
@@ -199,6 +203,14 @@ pub struct IdleSummary {
     pub max_transport_idle_start: Option<f64>,
     pub max_stream_idle_s: f64,
     pub max_stream_idle_start: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IdlePeriod {
+    pub kind: &'static str,
+    pub start: f64,
+    pub end: f64,
+    pub seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -367,6 +379,7 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
     let mut rsts = Vec::new();
     let mut anomalies = Vec::new();
     let mut limits = Vec::new();
+    let mut retransmission_times = Vec::new();
     for e in &tl.events {
         let ts = secs(e.ts);
         match &e.kind {
@@ -471,10 +484,8 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                 from: role(e.dir),
                 what: format!("{bytes} bytes missing from the capture"),
             }),
-            EventKind::Syn { .. }
-            | EventKind::Fin
-            | EventKind::Preface
-            | EventKind::Retransmission => {}
+            EventKind::Retransmission => retransmission_times.push((ts, role(e.dir))),
+            EventKind::Syn { .. } | EventKind::Fin | EventKind::Preface => {}
         }
     }
     if tl.events_dropped > 0 {
@@ -543,6 +554,7 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                 client: sides[c].retransmissions,
                 server: sides[s].retransmissions,
             },
+            retransmission_times,
             packets: PerSide {
                 client: sides[c].packets,
                 server: sides[s].packets,
@@ -562,6 +574,23 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
             max_stream_idle_s: round3(tl.max_stream_idle.map_or(0.0, |i| i.secs())),
             max_stream_idle_start: tl.max_stream_idle.map(|i| secs(i.start)),
         },
+        idle_periods: tl
+            .transport_idle
+            .iter()
+            .map(|i| ("transport", i))
+            .chain(
+                tl.stream_idle
+                    .iter()
+                    .filter(|i| i.secs() >= 1.0)
+                    .map(|i| ("stream", i)),
+            )
+            .map(|(kind, i)| IdlePeriod {
+                kind,
+                start: secs(i.start),
+                end: secs(i.end),
+                seconds: round3(i.secs()),
+            })
+            .collect(),
         anomalies,
         limits,
         implementation: {
