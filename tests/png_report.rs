@@ -150,3 +150,28 @@ fn png_to_an_unwritable_path_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn svg_when_the_file_name_says_so() {
+    let dir = std::env::temp_dir().join(format!("h2keepalive-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("timeline.svg");
+    let run = util::run(&[
+        "analyze",
+        "-q",
+        "--png",
+        out.to_str().unwrap(),
+        "captures/nat-reset/capture.pcap",
+    ]);
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("width=\"1600\""));
+    // The verdicts of the lanes (truth: three idle_reset connections) are drawn as text.
+    assert_eq!(svg.matches("idle_reset").count(), 3, "{}", svg.len());
+}

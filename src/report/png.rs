@@ -105,49 +105,105 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Writes the timeline as PNG, or as SVG when `path` ends in `.svg`.
 pub fn write(doc: &Document, path: &Path) -> Result<(), String> {
     register_font()?;
-    let e = |err: &dyn std::fmt::Display| err.to_string();
-    let lanes = lanes(doc);
-    let t0 = doc.input.first_ts.unwrap_or(0.0);
-    let span = (doc.input.last_ts.unwrap_or(t0) - t0).max(1e-3);
-    let mut caption: Vec<(RGBColor, String)> = Vec::new();
-    for f in doc.findings.iter().take(6) {
-        let colour = match f.severity {
-            "error" => RGBColor(214, 39, 40),
-            "warning" => RGBColor(255, 127, 14),
-            _ => RGBColor(90, 90, 90),
-        };
-        let mut text = format!("{}: {}", f.severity.to_uppercase(), label(&f.summary, 400));
-        if let Some(est) = &f.estimate {
-            text.push_str(&format!(
-                " (timeout {:.1}-{:.1} s)",
-                est.timeout_low_s, est.timeout_high_s
+    let layout = Layout::new(doc);
+    let size = (WIDTH, layout.height);
+    if path
+        .extension()
+        .is_some_and(|x| x.eq_ignore_ascii_case("svg"))
+    {
+        draw(
+            SVGBackend::new(path, size).into_drawing_area(),
+            doc,
+            &layout,
+        )
+    } else {
+        draw(
+            BitMapBackend::new(path, size).into_drawing_area(),
+            doc,
+            &layout,
+        )
+    }
+}
+
+/// What goes where: the lanes drawn, the caption lines, and the heights that follow from them.
+struct Layout<'a> {
+    lanes: Vec<&'a Connection>,
+    caption: Vec<(RGBColor, String)>,
+    chart_px: u32,
+    legend_px: u32,
+    height: u32,
+}
+
+impl<'a> Layout<'a> {
+    fn new(doc: &'a Document) -> Layout<'a> {
+        let lanes = lanes(doc);
+        let mut caption: Vec<(RGBColor, String)> = Vec::new();
+        for f in doc.findings.iter().take(6) {
+            let colour = match f.severity {
+                "error" => RGBColor(214, 39, 40),
+                "warning" => RGBColor(255, 127, 14),
+                _ => RGBColor(90, 90, 90),
+            };
+            let mut text = format!("{}: {}", f.severity.to_uppercase(), label(&f.summary, 400));
+            if let Some(est) = &f.estimate {
+                text.push_str(&format!(
+                    " (timeout {:.1}-{:.1} s)",
+                    est.timeout_low_s, est.timeout_high_s
+                ));
+            }
+            for (i, line) in wrap(&text, 170).into_iter().enumerate() {
+                caption.push((colour, if i == 0 { line } else { format!("    {line}") }));
+            }
+        }
+        if doc.findings.is_empty() {
+            caption.push((
+                RGBColor(46, 139, 87),
+                "No findings: no connection died of a problem.".to_string(),
             ));
         }
-        for (i, line) in wrap(&text, 170).into_iter().enumerate() {
-            caption.push((colour, if i == 0 { line } else { format!("    {line}") }));
+        let hidden = doc.connections.len().saturating_sub(lanes.len());
+        if hidden > 0 {
+            caption.push((
+                RGBColor(90, 90, 90),
+                format!(
+                    "{hidden} more connection(s) not drawn; see the HTML report or the tables."
+                ),
+            ));
+        }
+        let chart_px = 70 + lanes.len().max(1) as u32 * LANE_PX + 40;
+        let legend_px = 40;
+        let caption_px = 16 + caption.len() as u32 * 20;
+        let height = 50 + chart_px + legend_px + caption_px;
+        Layout {
+            lanes,
+            caption,
+            chart_px,
+            legend_px,
+            height,
         }
     }
-    if doc.findings.is_empty() {
-        caption.push((
-            RGBColor(46, 139, 87),
-            "No findings: no connection died of a problem.".to_string(),
-        ));
-    }
-    let hidden = doc.connections.len().saturating_sub(lanes.len());
-    if hidden > 0 {
-        caption.push((
-            RGBColor(90, 90, 90),
-            format!("{hidden} more connection(s) not drawn; see the HTML report or the tables."),
-        ));
-    }
-    let chart_px = 70 + lanes.len().max(1) as u32 * LANE_PX + 40;
-    let legend_px = 40;
-    let caption_px = 16 + caption.len() as u32 * 20;
-    let height = 50 + chart_px + legend_px + caption_px;
+}
 
-    let root = BitMapBackend::new(path, (WIDTH, height)).into_drawing_area();
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, plotters::coord::Shift>,
+    doc: &Document,
+    layout: &Layout<'_>,
+) -> Result<(), String>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |err: &dyn std::fmt::Display| err.to_string();
+    let (lanes, caption, chart_px, legend_px) = (
+        &layout.lanes,
+        &layout.caption,
+        layout.chart_px,
+        layout.legend_px,
+    );
+    let t0 = doc.input.first_ts.unwrap_or(0.0);
+    let span = (doc.input.last_ts.unwrap_or(t0) - t0).max(1e-3);
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let (top, rest) = root.split_vertically(50);
     let (chart_area, bottom) = rest.split_vertically(chart_px);
