@@ -317,6 +317,29 @@ impl Analyzer {
         conn.packet(p.ts, &seg);
     }
 
+    /// Connections followed right now.
+    pub fn live_connections(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Hands every event recorded since the last call, with its connection's timeline, to `f`
+    /// (for findings printed while a capture is still running).
+    pub fn watch(&mut self, mut f: impl FnMut(&Timeline, &crate::timeline::Event)) {
+        let mut visit = |tl: &mut Timeline| {
+            let from = tl.watched.min(tl.events.len());
+            for e in &tl.events[from..] {
+                f(tl, e);
+            }
+            tl.watched = tl.events.len();
+        };
+        for conn in self.flows.values_mut() {
+            visit(&mut conn.tl);
+        }
+        for (_, tl) in &mut self.done {
+            visit(tl);
+        }
+    }
+
     /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
     /// first packet.
     pub fn finish(mut self) -> (Vec<Timeline>, Stats) {

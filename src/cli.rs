@@ -17,6 +17,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip of either, or - for standard input).
     Analyze(AnalyzeArgs),
+    /// Capture on a live interface, print findings as they happen, and a summary at the end.
+    Live(LiveArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -31,11 +33,9 @@ pub enum TablesFormat {
     Csv,
 }
 
+/// Options both subcommands take.
 #[derive(clap::Args, Debug)]
-pub struct AnalyzeArgs {
-    /// Capture files; several are merged by time.
-    #[arg(required = true, value_name = "CAPTURE")]
-    pub captures: Vec<String>,
+pub struct CommonArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -49,7 +49,7 @@ pub struct AnalyzeArgs {
     /// Write a self-contained HTML timeline report to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<String>,
-    /// Write a PNG timeline to FILE.
+    /// Write a PNG timeline to FILE (SVG when FILE ends in .svg).
     #[arg(long, value_name = "FILE")]
     pub png: Option<String>,
     /// Write the connections, events and pings tables into DIR.
@@ -58,12 +58,48 @@ pub struct AnalyzeArgs {
     /// Format of --tables.
     #[arg(long, value_enum, default_value_t = TablesFormat::Parquet)]
     pub tables_format: TablesFormat,
-    /// No progress bar.
+    /// No progress bar or status line.
     #[arg(short, long)]
     pub quiet: bool,
     /// More detail: every event of every connection.
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Capture files; several are merged by time.
+    #[arg(required = true, value_name = "CAPTURE")]
+    pub captures: Vec<String>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {
+    /// Interface to capture on (any, eth0, lo, ...).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub iface: String,
+    /// BPF capture filter, as tcpdump takes it (e.g. 'tcp port 50051').
+    #[arg(short = 'f', long = "filter", value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Also save what was captured to FILE (pcap), to analyse again later.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: Option<String>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Stop after this many packets.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+    /// Bytes captured per packet.
+    #[arg(long, default_value_t = 262_144)]
+    pub snaplen: i32,
+    /// Put the interface in promiscuous mode.
+    #[arg(long)]
+    pub promisc: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Accepts `50051` and Wireshark's `tcp.port==50051,http2` spelling.

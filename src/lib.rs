@@ -22,6 +22,8 @@ use clap::Parser;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Exit codes of CONTRACT.md.
@@ -47,10 +49,62 @@ pub fn main_with_args<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     };
     match cli.command {
         cli::Command::Analyze(args) => analyze(&args),
+        cli::Command::Live(args) => live(&args),
+    }
+}
+
+fn catalogue(common: &cli::CommonArgs) -> Result<diagnose::Catalogue, String> {
+    match &common.timeouts {
+        Some(path) => diagnose::Catalogue::with_user_file(path),
+        None => Ok(diagnose::Catalogue::builtin()),
+    }
+}
+
+/// Prints findings that became true while input is still arriving: on standard output for text,
+/// on standard error when standard output carries the JSON document.
+struct Alerts {
+    watcher: diagnose::watch::Watcher,
+    json: bool,
+    t0: Option<capture::Ts>,
+}
+
+impl Alerts {
+    fn new(common: &cli::CommonArgs) -> Alerts {
+        Alerts {
+            watcher: diagnose::watch::Watcher::new(),
+            json: common.format == cli::Format::Json,
+            t0: None,
+        }
+    }
+
+    fn check(&mut self, analyzer: &mut Analyzer, now: capture::Ts) {
+        let mut alerts = Vec::new();
+        let watcher = &mut self.watcher;
+        analyzer.watch(|tl, e| alerts.extend(watcher.event(tl, e)));
+        alerts.extend(self.watcher.overdue(now));
+        let t0 = *self
+            .t0
+            .get_or_insert(analyzer.stats.first_ts.unwrap_or(now));
+        for a in alerts {
+            let line = a.line(t0);
+            if self.json {
+                eprintln!("h2keepalive: {line}");
+            } else {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+            }
+        }
     }
 }
 
 fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
+    let catalogue = match catalogue(&args.common) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("h2keepalive: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
     let mut readers = Vec::new();
     for name in &args.captures {
         match CaptureReader::open(name) {
@@ -61,27 +115,37 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
             }
         }
     }
-    let catalogue = match &args.timeouts {
-        Some(path) => match diagnose::Catalogue::with_user_file(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("h2keepalive: {e}");
-                return ExitCode::from(exit::FATAL);
-            }
-        },
-        None => diagnose::Catalogue::builtin(),
-    };
     let mut input = Merged::new(readers);
     let mut analyzer = Analyzer::new(Config {
-        decode_as: args.decode_as.clone(),
+        decode_as: args.common.decode_as.clone(),
     });
-    let mut progress = Progress::new(!args.quiet && io::stderr().is_terminal());
+    let mut progress = Progress::new(!args.common.quiet && io::stderr().is_terminal());
+    // A pipe (`tcpdump -w - | h2keepalive analyze -`) may stay open for hours: say what is found
+    // as it is found.
+    let mut alerts = args
+        .captures
+        .iter()
+        .any(|c| c == "-")
+        .then(|| Alerts::new(&args.common));
+    let mut last_check = Instant::now();
+    let mut last_check_ts = None;
     let mut n: u64 = 0;
     while let Some(p) = input.next_packet() {
+        let ts = p.ts;
         analyzer.packet(&p);
         n += 1;
         if n % 4096 == 0 {
             progress.update(input.progress(), n);
+        }
+        // Checked as the capture's clock moves (a burst already in the pipe is read in an instant,
+        // and the next read may block for long) and as the wall clock does.
+        if let Some(a) = &mut alerts {
+            let due = last_check_ts.is_none_or(|t: capture::Ts| ts.ns_since(t) >= 200_000_000);
+            if due || last_check.elapsed() >= Duration::from_millis(200) {
+                a.check(&mut analyzer, ts);
+                last_check = Instant::now();
+                last_check_ts = Some(ts);
+            }
         }
     }
     progress.clear();
@@ -90,6 +154,137 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         .iter()
         .map(|w| w.to_string())
         .collect();
+    if let (Some(a), Some(last)) = (&mut alerts, analyzer.stats.last_ts) {
+        a.check(&mut analyzer, last);
+    }
+    finish(
+        &args.common,
+        analyzer,
+        args.captures.clone(),
+        warnings,
+        &catalogue,
+    )
+}
+
+fn live(args: &cli::LiveArgs) -> ExitCode {
+    let catalogue = match catalogue(&args.common) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("h2keepalive: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    let opts = capture::live::Options {
+        iface: args.iface.clone(),
+        filter: args.filter.clone(),
+        snaplen: args.snaplen,
+        promisc: args.promisc,
+        save: args.write.clone(),
+    };
+    let mut source = match capture::live::Live::open(&opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("h2keepalive: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
+    // Ctrl-C and SIGTERM end the capture like --duration does: the summary is still written.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
+            eprintln!("h2keepalive: cannot handle signal {sig}: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    }
+    let status = !args.common.quiet && io::stderr().is_terminal();
+    let mut analyzer = Analyzer::new(Config {
+        decode_as: args.common.decode_as.clone(),
+    });
+    let mut alerts = Alerts::new(&args.common);
+    let mut warnings = Vec::new();
+    let started = Instant::now();
+    let mut last_check = Instant::now();
+    let mut last_packet: Option<(capture::Ts, Instant)> = None;
+    let (mut packets, mut bytes) = (0u64, 0u64);
+    let mut shown = false;
+    loop {
+        if stop.load(Ordering::Relaxed)
+            || args
+                .duration
+                .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+            || args.count.is_some_and(|c| packets >= c)
+        {
+            break;
+        }
+        match source.next_packet() {
+            Ok(Some(p)) => {
+                analyzer.packet(&p);
+                packets += 1;
+                bytes += p.data.len() as u64;
+                last_packet = Some((p.ts, Instant::now()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => {
+                warnings.push(e);
+                break;
+            }
+        }
+        if last_check.elapsed() >= Duration::from_millis(250) {
+            // The capture's clock moves on while nothing arrives.
+            if let Some((ts, at)) = last_packet {
+                alerts.check(
+                    &mut analyzer,
+                    ts.add_ns(at.elapsed().as_nanos().min(i64::MAX as u128) as i64),
+                );
+            }
+            if status {
+                let st = source.stats();
+                eprint!(
+                    "\r{}: {} connections, {packets} packets, {:.1} MB, {} dropped by the kernel, {:.0} s\x1b[K",
+                    source.iface(),
+                    analyzer.live_connections(),
+                    bytes as f64 / 1e6,
+                    st.kernel_dropped,
+                    started.elapsed().as_secs_f64()
+                );
+                shown = true;
+            }
+            last_check = Instant::now();
+        }
+    }
+    if shown {
+        eprint!("\r\x1b[K");
+    }
+    if let Some((ts, _)) = last_packet {
+        alerts.check(&mut analyzer, ts);
+    }
+    let st = source.stats();
+    if st.kernel_dropped > 0 || st.interface_dropped > 0 {
+        warnings.push(format!(
+            "{}: the kernel dropped {} and the interface {} packets: the capture is incomplete",
+            source.iface(),
+            st.kernel_dropped,
+            st.interface_dropped
+        ));
+    }
+    if let Err(e) = source.finish() {
+        warnings.push(e);
+    }
+    let name = match &args.write {
+        Some(w) => format!("{} (live, saved to {w})", args.iface),
+        None => format!("{} (live)", args.iface),
+    };
+    finish(&args.common, analyzer, vec![name], warnings, &catalogue)
+}
+
+/// The end of a run, from files or an interface: diagnosis, the summary, the reports, the exit code.
+fn finish(
+    common: &cli::CommonArgs,
+    analyzer: Analyzer,
+    files: Vec<String>,
+    warnings: Vec<String>,
+    catalogue: &diagnose::Catalogue,
+) -> ExitCode {
     let (timelines, stats) = analyzer.finish();
     let mut warnings = warnings;
     if stats.time_went_backwards > 0 {
@@ -108,23 +303,19 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     for w in &warnings {
         eprintln!("h2keepalive: warning: {w}");
     }
-    let diagnosis = diagnose::diagnose(&timelines, &catalogue);
-    let doc = report::build(
-        args.captures.clone(),
-        warnings,
-        &stats,
-        &timelines,
-        &diagnosis,
-    );
-    if let Err(e) = write_reports(args, &doc) {
+    let diagnosis = diagnose::diagnose(&timelines, catalogue);
+    let doc = report::build(files, warnings, &stats, &timelines, &diagnosis);
+    if let Err(e) = write_reports(common, &doc) {
         eprintln!("h2keepalive: {e}");
         return ExitCode::from(exit::FATAL);
     }
     let stdout = io::stdout().lock();
     let mut stdout = io::BufWriter::with_capacity(1 << 16, stdout);
-    let written = match args.format {
+    let written = match common.format {
         cli::Format::Json => report::write_json(&doc, &mut stdout),
-        cli::Format::Text => stdout.write_all(report::text::render(&doc, args.verbose).as_bytes()),
+        cli::Format::Text => {
+            stdout.write_all(report::text::render(&doc, common.verbose).as_bytes())
+        }
     };
     match written.and_then(|_| stdout.flush()) {
         Ok(()) => {}
@@ -143,7 +334,7 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
 }
 
 /// The report files asked for with --html, --png and --tables.
-fn write_reports(args: &cli::AnalyzeArgs, doc: &report::Document) -> Result<(), String> {
+fn write_reports(args: &cli::CommonArgs, doc: &report::Document) -> Result<(), String> {
     if let Some(path) = &args.html {
         std::fs::write(path, report::html::render(doc))
             .map_err(|e| format!("{path}: cannot write the HTML report: {e}"))?;

@@ -207,6 +207,8 @@ pub struct Timeline {
     stream_idle_since: Option<Ts>,
     /// Silence before the packet being processed.
     quiet_ns: i64,
+    /// Events already handed to a live watcher.
+    pub watched: usize,
 }
 
 impl Timeline {
@@ -234,6 +236,7 @@ impl Timeline {
             max_stream_idle: None,
             stream_idle_since: Some(ts),
             quiet_ns: 0,
+            watched: 0,
         }
     }
 

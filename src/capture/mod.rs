@@ -2,6 +2,7 @@
 //! [`Packet`]s in time order. Nothing here looks inside a packet beyond its link type; damage to a
 //! file ends that file's stream with a warning, never the program.
 
+pub mod live;
 mod merge;
 mod reader;
 

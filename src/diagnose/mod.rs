@@ -12,6 +12,7 @@ mod path;
 mod recommend;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 
 pub use catalogue::Catalogue;
 pub use keepalive::{Keepalive, SideKeepalive};

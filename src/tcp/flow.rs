@@ -66,6 +66,10 @@ impl<T> FlowTable<T> {
         self.map.remove(key)
     }
 
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
+        self.map.values_mut()
+    }
+
     pub fn drain(&mut self) -> impl Iterator<Item = (FlowKey, T)> + '_ {
         self.map.drain()
     }
