@@ -122,17 +122,25 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     let mut progress = Progress::new(!args.common.quiet && io::stderr().is_terminal());
     // A pipe (`tcpdump -w - | h2keepalive analyze -`) may stay open for hours: say what is found
     // as it is found.
-    let mut alerts = args
-        .captures
-        .iter()
-        .any(|c| c == "-")
-        .then(|| Alerts::new(&args.common));
+    let from_pipe = args.captures.iter().any(|c| c == "-");
+    let mut alerts = from_pipe.then(|| Alerts::new(&args.common));
+    // Ctrl-C on `tcpdump ... | h2keepalive analyze -` reaches both: tcpdump ends and closes the pipe,
+    // and this run must live to read the end of it and write the summary, not die with it.
+    let stop = Arc::new(AtomicBool::new(false));
+    if from_pipe {
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register(sig, Arc::clone(&stop));
+        }
+    }
     let mut last_check = Instant::now();
     let mut last_check_ts = None;
     let mut n: u64 = 0;
     while let Some(p) = input.next_packet() {
         let ts = p.ts;
         analyzer.packet(&p);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         n += 1;
         if n % 4096 == 0 {
             progress.update(input.progress(), n);

@@ -341,3 +341,39 @@ fn stdin_streams_findings_before_eof() {
         "{rest:?}"
     );
 }
+
+/// Ctrl-C on `tcpdump ... | h2keepalive analyze -` reaches both processes: the reader must survive
+/// it, read to the end of the pipe that tcpdump closes, and write the summary.
+#[test]
+fn stdin_reader_survives_ctrl_c_and_writes_the_summary() {
+    let bytes =
+        std::fs::read(util::root().join("captures/too-many-pings-python/capture.pcap")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_h2keepalive"))
+        .args(["analyze", "-q", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&bytes).unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(Duration::from_millis(200));
+    // The writer (tcpdump) died of the same Ctrl-C: the pipe closes.
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "not killed by SIGINT: {:?}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("totals: 8 HTTP/2 connections"), "{text}");
+}
