@@ -80,18 +80,7 @@ pub fn write(doc: &Document, dir: &Path, format: Format) -> io::Result<Vec<PathB
 
 /// The frame types of RFC 9113 §6, each a pair of `<type>_client` / `<type>_server` columns in
 /// `connections`; frames of other types are summed in `unknown_client` / `unknown_server`.
-const FRAME_TYPES: [&str; 10] = [
-    "DATA",
-    "HEADERS",
-    "PRIORITY",
-    "RST_STREAM",
-    "SETTINGS",
-    "PUSH_PROMISE",
-    "PING",
-    "GOAWAY",
-    "WINDOW_UPDATE",
-    "CONTINUATION",
-];
+const FRAME_TYPES: [&str; 10] = crate::timeline::FRAME_NAMES;
 
 /// Rows gathered before they become one Arrow record batch: bounds memory on huge captures.
 const BATCH_ROWS: usize = 65_536;
