@@ -87,6 +87,38 @@ fn close(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// (last stream id, error code, debug data in hex) of each GOAWAY, in order. Both our JSON and the
+/// tshark expectations use these field names; tshark's omit `debug_data_hex` when it is empty.
+fn goaways(c: &Value) -> Vec<(u64, String, String)> {
+    c["goaways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["last_stream_id"].as_u64().unwrap(),
+                g["error_code"].as_str().unwrap().into(),
+                g["debug_data_hex"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect()
+}
+
+/// (stream id, error code) of each RST_STREAM, in order.
+fn rst_streams(c: &Value) -> Vec<(u64, String)> {
+    c["rst_streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["stream_id"].as_u64().unwrap(),
+                r["error_code"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
 /// Compares one capture; returns the disagreements.
 fn check(expect_path: &Path) -> Vec<String> {
     let e: Value = serde_json::from_str(&std::fs::read_to_string(expect_path).unwrap()).unwrap();
@@ -193,57 +225,13 @@ fn check(expect_path: &Path) -> Vec<String> {
                 ));
             }
         }
-        let og: Vec<(u64, String, String)> = o["goaways"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                (
-                    g["last_stream_id"].as_u64().unwrap(),
-                    g["error_code"].as_str().unwrap().into(),
-                    g["debug_data_hex"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        let tg: Vec<(u64, String, String)> = t["goaways"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| {
-                (
-                    g["last_stream_id"].as_u64().unwrap(),
-                    g["error_code"].as_str().unwrap().into(),
-                    g["debug_data_hex"].as_str().unwrap_or("").into(),
-                )
-            })
-            .collect();
+        let (og, tg) = (goaways(o), goaways(t));
         if og != tg {
             problems.push(format!(
                 "{capture} {key:?}: GOAWAYs differ\n  ours   {og:?}\n  tshark {tg:?}"
             ));
         }
-        let ors: Vec<(u64, String)> = o["rst_streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["stream_id"].as_u64().unwrap(),
-                    r["error_code"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
-        let trs: Vec<(u64, String)> = t["rst_streams"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| {
-                (
-                    r["stream_id"].as_u64().unwrap(),
-                    r["error_code"].as_str().unwrap().into(),
-                )
-            })
-            .collect();
+        let (ors, trs) = (rst_streams(o), rst_streams(t));
         if ors != trs {
             problems.push(format!(
                 "{capture} {key:?}: RST_STREAMs differ\n  ours   {ors:?}\n  tshark {trs:?}"
