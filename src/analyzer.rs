@@ -5,6 +5,7 @@ use crate::capture::{Packet, Ts};
 use crate::http2::{Proto, Session};
 use crate::tcp::{Chunk, Dir, FlowKey, FlowTable, Reassembler, MAX_FLOWS};
 use crate::timeline::{EventKind, Timeline};
+use crate::tls::{KeyLog, TlsConn};
 use crate::wire::{self, Segment, Skip};
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +31,9 @@ pub struct Stats {
     pub tcp_connections: u64,
     pub other_connections: u64,
     pub tls_connections: u64,
+    /// TLS connections carrying HTTP/2 whose records were decrypted, and those read without keys.
+    pub tls_decrypted: u64,
+    pub tls_without_keys: u64,
     /// Connections not followed because the flow table was full (limit `max_flows`).
     pub flows_refused: u64,
 }
@@ -39,6 +43,42 @@ pub struct Stats {
 struct Live {
     tcp: [Reassembler; 2],
     session: Session,
+    /// Once the connection is known to be TLS: the TLS stage, which feeds its own HTTP/2 session.
+    tls: Option<Box<TlsConn>>,
+}
+
+/// Hands reassembled bytes to the next stage: HTTP/2 detection, or TLS once it was recognised.
+fn route(
+    session: &mut Session,
+    tls: &mut Option<Box<TlsConn>>,
+    dir: Dir,
+    c: Chunk<'_>,
+    tl: &mut Timeline,
+    keys: &KeyLog,
+) {
+    if let Some(t) = tls {
+        return t.chunk(dir, c, tl, keys);
+    }
+    session.chunk(dir, c, tl);
+    if session.proto == Proto::Tls {
+        let mut t = Box::new(TlsConn::new(session.from_start()));
+        for (i, segments) in session.take_undecided().into_iter().enumerate() {
+            let d = if i == 0 { Dir::AtoB } else { Dir::BtoA };
+            for (ts, bytes) in segments {
+                t.chunk(d, Chunk::Data { ts, bytes: &bytes }, tl, keys);
+            }
+        }
+        *tls = Some(t);
+    }
+}
+
+impl Live {
+    fn wants_bytes(&self) -> bool {
+        match &self.tls {
+            Some(t) => t.wants_bytes(),
+            None => self.session.wants_bytes(),
+        }
+    }
 }
 
 struct Conn {
@@ -63,6 +103,7 @@ impl Conn {
             live: Some(Box::new(Live {
                 tcp: Default::default(),
                 session: Session::new(seg.flags.syn, decode_as),
+                tls: None,
             })),
             proto: Proto::Undecided,
             isn: [None, None],
@@ -89,7 +130,7 @@ impl Conn {
         closed || self.isn[dir.index()].is_some_and(|isn| isn != seg.seq)
     }
 
-    fn packet(&mut self, ts: Ts, seg: &Segment<'_>) {
+    fn packet(&mut self, ts: Ts, seg: &Segment<'_>, keys: &KeyLog) {
         let dir = self.dir(seg);
         let (i, o) = (dir.index(), dir.reverse().index());
         self.tl.packet(ts, dir, seg.payload_len);
@@ -109,23 +150,26 @@ impl Conn {
             seq = seq.wrapping_add(1);
         }
         if let Some(live) = &mut self.live {
-            let Live { tcp, session } = &mut **live;
+            let wants = live.wants_bytes();
+            let Live { tcp, session, tls } = &mut **live;
             let tl = &mut self.tl;
             if seg.flags.syn {
                 tcp[i].syn(seg.seq);
             }
-            if seg.flags.ack && session.wants_bytes() {
+            if seg.flags.ack && wants {
                 let other = dir.reverse();
-                tcp[o].peer_ack(ts, seg.ack, &mut |c: Chunk<'_>| session.chunk(other, c, tl));
+                tcp[o].peer_ack(ts, seg.ack, &mut |c: Chunk<'_>| {
+                    route(session, tls, other, c, tl, keys)
+                });
             }
-            if seg.payload_len > 0 && session.wants_bytes() {
+            if seg.payload_len > 0 && wants {
                 let before = tcp[i].stats.retransmissions;
                 tcp[i].segment(
                     ts,
                     seq,
                     seg.payload,
                     seg.payload_len,
-                    &mut |c: Chunk<'_>| session.chunk(dir, c, tl),
+                    &mut |c: Chunk<'_>| route(session, tls, dir, c, tl, keys),
                 );
                 if tcp[i].stats.retransmissions > before {
                     tl.push(ts, dir, EventKind::Retransmission);
@@ -153,24 +197,29 @@ impl Conn {
         if let Some(live) = &self.live {
             let fins = self.tl.sides.iter().all(|s| s.fin.is_some());
             let drained = !live.tcp.iter().any(|t| t.has_pending());
-            if self.rst_seen || (fins && drained) || !live.session.wants_bytes() {
-                self.end();
+            if self.rst_seen || (fins && drained) || !live.wants_bytes() {
+                self.end(keys);
             }
         }
     }
 
     /// Flushes and drops the parsing state, keeping what it learnt in the timeline.
-    fn end(&mut self) {
+    fn end(&mut self, keys: &KeyLog) {
         let Some(mut live) = self.live.take() else {
             return;
         };
-        let Live { tcp, session } = &mut *live;
+        let Live { tcp, session, tls } = &mut *live;
         let tl = &mut self.tl;
         let end = tl.last;
         for dir in [Dir::AtoB, Dir::BtoA] {
-            tcp[dir.index()].flush(end, &mut |c: Chunk<'_>| session.chunk(dir, c, tl));
+            tcp[dir.index()].flush(end, &mut |c: Chunk<'_>| {
+                route(session, tls, dir, c, tl, keys)
+            });
         }
         session.finish(end, tl);
+        if let Some(t) = tls {
+            t.finish(end, tl);
+        }
         for dir in [Dir::AtoB, Dir::BtoA] {
             let st = tcp[dir.index()].stats;
             tl.sides[dir.index()].retransmissions = st.retransmissions;
@@ -189,17 +238,33 @@ impl Conn {
                 );
             }
         }
-        self.proto = session.proto;
+        self.proto = match tls {
+            Some(t) => t.proto(),
+            None => session.proto,
+        };
     }
 
     /// The connection is over (or the capture is): decide roles, and hand back its timeline when it
     /// carried HTTP/2.
-    fn finish(mut self: Box<Self>, cfg: &Config, stats: &mut Stats) -> Option<(u64, Timeline)> {
-        self.end();
+    fn finish(
+        mut self: Box<Self>,
+        cfg: &Config,
+        stats: &mut Stats,
+        keys: &KeyLog,
+    ) -> Option<(u64, Timeline)> {
+        self.end(keys);
         self.tl.finish();
         stats.tcp_connections += 1;
         match self.proto {
-            Proto::Http2(_) => {
+            Proto::Http2(d) => {
+                if self.tl.tls {
+                    stats.tls_connections += 1;
+                    if d == crate::timeline::Detection::TlsAlpn {
+                        stats.tls_without_keys += 1;
+                    } else {
+                        stats.tls_decrypted += 1;
+                    }
+                }
                 resolve_roles(&mut self.tl, cfg);
                 let Conn { order, tl, .. } = *self;
                 Some((order, tl))
@@ -254,6 +319,8 @@ pub struct Analyzer {
     flows: FlowTable<Box<Conn>>,
     done: Vec<(u64, Timeline)>,
     created: u64,
+    /// TLS secrets: `--keylog` and the capture's Decryption Secrets Blocks.
+    keys: KeyLog,
     pub stats: Stats,
 }
 
@@ -264,8 +331,19 @@ impl Analyzer {
             flows: FlowTable::new(MAX_FLOWS),
             done: Vec::new(),
             created: 0,
+            keys: KeyLog::default(),
             stats: Stats::default(),
         }
+    }
+
+    /// Adds key log lines (NSS format), from a file or a Decryption Secrets Block.
+    pub fn add_keylog(&mut self, text: &[u8]) {
+        self.keys.add(text);
+        self.keys.flush();
+    }
+
+    pub fn keylog(&self) -> &KeyLog {
+        &self.keys
     }
 
     pub fn packet(&mut self, p: &Packet<'_>) {
@@ -294,7 +372,7 @@ impl Analyzer {
         if let Some(conn) = self.flows.get_mut(&key) {
             if conn.reused_by(&seg) {
                 if let Some(old) = self.flows.remove(&key) {
-                    if let Some(done) = old.finish(&self.cfg, &mut self.stats) {
+                    if let Some(done) = old.finish(&self.cfg, &mut self.stats, &self.keys) {
                         self.done.push(done);
                     }
                 }
@@ -314,7 +392,7 @@ impl Analyzer {
                 }
             }
         };
-        conn.packet(p.ts, &seg);
+        conn.packet(p.ts, &seg, &self.keys);
     }
 
     /// Connections followed right now.
@@ -345,7 +423,7 @@ impl Analyzer {
     pub fn finish(mut self) -> (Vec<Timeline>, Stats) {
         let open: Vec<Box<Conn>> = self.flows.drain().map(|(_, c)| c).collect();
         for conn in open {
-            if let Some(done) = conn.finish(&self.cfg, &mut self.stats) {
+            if let Some(done) = conn.finish(&self.cfg, &mut self.stats, &self.keys) {
                 self.done.push(done);
             }
         }

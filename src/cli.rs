@@ -42,6 +42,10 @@ pub struct CommonArgs {
     /// Treat TCP traffic on this port as HTTP/2 (as Wireshark's "Decode As"); repeatable.
     #[arg(short = 'd', long = "decode-as", value_name = "PORT", value_parser = parse_port)]
     pub decode_as: Vec<u16>,
+    /// TLS key log (NSS format, as written by SSLKEYLOGFILE) to decrypt HTTP/2 over TLS. Secrets
+    /// embedded in a pcapng (Decryption Secrets Blocks) are used without it.
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<String>,
     /// Extra or overriding entries for the catalogue of known intermediary timeouts (JSON, the
     /// shape of the built-in catalogue; an entry with a known name replaces it).
     #[arg(long, value_name = "FILE")]

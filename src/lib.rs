@@ -14,6 +14,7 @@ pub mod http2;
 pub mod report;
 pub mod tcp;
 pub mod timeline;
+pub mod tls;
 pub mod wire;
 
 use analyzer::{Analyzer, Config};
@@ -119,6 +120,11 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     let mut analyzer = Analyzer::new(Config {
         decode_as: args.common.decode_as.clone(),
     });
+    let mut warnings = Vec::new();
+    if let Err(e) = load_keylog(&args.common, &mut analyzer, &mut warnings) {
+        eprintln!("h2keepalive: {e}");
+        return ExitCode::from(exit::FATAL);
+    }
     let mut progress = Progress::new(!args.common.quiet && io::stderr().is_terminal());
     // A pipe (`tcpdump -w - | h2keepalive analyze -`) may stay open for hours: say what is found
     // as it is found.
@@ -138,6 +144,9 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     while let Some(p) = input.next_packet() {
         let ts = p.ts;
         analyzer.packet(&p);
+        if let Some(secrets) = input.take_secrets() {
+            analyzer.add_keylog(&secrets);
+        }
         if stop.load(Ordering::Relaxed) {
             break;
         }
@@ -157,11 +166,7 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         }
     }
     progress.clear();
-    let warnings: Vec<String> = input
-        .take_warnings()
-        .iter()
-        .map(|w| w.to_string())
-        .collect();
+    warnings.extend(input.take_warnings().iter().map(|w| w.to_string()));
     if let (Some(a), Some(last)) = (&mut alerts, analyzer.stats.last_ts) {
         a.check(&mut analyzer, last);
     }
@@ -210,6 +215,14 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
     });
     let mut alerts = Alerts::new(&args.common);
     let mut warnings = Vec::new();
+    // A client writing SSLKEYLOGFILE adds lines as it connects: the file is read again as it grows.
+    let mut keylog = match load_keylog(&args.common, &mut analyzer, &mut warnings) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("h2keepalive: {e}");
+            return ExitCode::from(exit::FATAL);
+        }
+    };
     let started = Instant::now();
     let mut last_check = Instant::now();
     let mut last_packet: Option<(capture::Ts, Instant)> = None;
@@ -238,6 +251,13 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
             }
         }
         if last_check.elapsed() >= Duration::from_millis(250) {
+            if let Some(k) = &mut keylog {
+                if let Ok(new) = k.read_new() {
+                    if !new.is_empty() {
+                        analyzer.add_keylog(&new);
+                    }
+                }
+            }
             // The capture's clock moves on while nothing arrives.
             if let Some((ts, at)) = last_packet {
                 alerts.check(
@@ -285,6 +305,36 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
     finish(&args.common, analyzer, vec![name], warnings, &catalogue)
 }
 
+/// Reads `--keylog` into the analyzer; an unreadable file is an error, a file with nothing usable
+/// a warning.
+fn load_keylog(
+    common: &cli::CommonArgs,
+    analyzer: &mut Analyzer,
+    warnings: &mut Vec<String>,
+) -> Result<Option<tls::keylog::KeylogFile>, String> {
+    let Some(path) = &common.keylog else {
+        return Ok(None);
+    };
+    let mut file = tls::keylog::KeylogFile::new(path);
+    let text = file
+        .read_new()
+        .map_err(|e| format!("cannot read key log {path}: {e}"))?;
+    analyzer.add_keylog(&text);
+    let k = analyzer.keylog();
+    if k.lines == 0 {
+        warnings.push(format!(
+            "key log {path}: no usable line (expected NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)"
+        ));
+    } else if k.unusable > 0 {
+        warnings.push(format!(
+            "key log {path}: {} of {} lines not usable",
+            k.unusable,
+            k.unusable + k.lines
+        ));
+    }
+    Ok(Some(file))
+}
+
 /// The end of a run, from files or an interface: diagnosis, the summary, the reports, the exit code.
 fn finish(
     common: &cli::CommonArgs,
@@ -306,6 +356,12 @@ fn finish(
             "limit max_flows ({}) reached: {} TCP connections were not followed",
             tcp::MAX_FLOWS,
             stats.flows_refused
+        ));
+    }
+    if stats.tls_without_keys > 0 && common.keylog.is_some() {
+        warnings.push(format!(
+            "{} HTTP/2-over-TLS connection(s) not decrypted: no working key in the key log; their PINGs are inferred from record sizes",
+            stats.tls_without_keys
         ));
     }
     for w in &warnings {

@@ -43,6 +43,8 @@ pub enum Detection {
     MidStream,
     /// `--decode-as PORT`.
     DecodeAs,
+    /// TLS whose ALPN said `h2`, not decrypted: frames are not visible, only records.
+    TlsAlpn,
 }
 
 impl Detection {
@@ -53,6 +55,7 @@ impl Detection {
             Detection::ConnectTunnel => "connect-tunnel",
             Detection::MidStream => "mid-stream",
             Detection::DecodeAs => "decode-as",
+            Detection::TlsAlpn => "tls-alpn",
         }
     }
 }
@@ -83,6 +86,12 @@ pub enum EventKind {
         ack: bool,
         opaque: [u8; 8],
     },
+    /// A PING (or its ACK) inferred from the size of a TLS record that could not be decrypted,
+    /// with a confidence in percent.
+    InferredPing {
+        ack: bool,
+        confidence: u8,
+    },
     Goaway {
         last_stream_id: u32,
         error_code: u32,
@@ -91,6 +100,14 @@ pub enum EventKind {
     RstStream {
         stream_id: u32,
         error_code: u32,
+    },
+    /// A TLS close_notify (decrypted, or an alert record seen without keys): the sender ends the
+    /// session in order. Only recorded for connections whose frames are not visible.
+    TlsClose,
+    /// The last TLS record a side sent just before its FIN, on a connection read without keys:
+    /// most likely a GOAWAY (`plaintext` bytes: 17 plus its debug data).
+    InferredGoaway {
+        plaintext: u32,
     },
     /// Something the peer should not have sent, or that we could not parse; parsing went on.
     Anomaly {
@@ -147,6 +164,47 @@ impl Idle {
     }
 }
 
+/// Whether the keys of a TLS connection were found and worked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsKeys {
+    /// The handshake is not in the capture.
+    NoHandshake,
+    Missing,
+    Found,
+    /// Keys found, but records did not decrypt with them.
+    Failed,
+    /// A cipher suite or version this tool does not decrypt.
+    Unsupported,
+}
+
+impl TlsKeys {
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsKeys::NoHandshake => "no-handshake",
+            TlsKeys::Missing => "missing",
+            TlsKeys::Found => "decrypted",
+            TlsKeys::Failed => "failed",
+            TlsKeys::Unsupported => "unsupported",
+        }
+    }
+}
+
+/// What the TLS stage learnt of a connection; per-direction counts are A→B, B→A.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsInfo {
+    pub version: Option<u16>,
+    pub suite: Option<u16>,
+    pub alpn_offered: Vec<String>,
+    pub alpn: Option<String>,
+    pub server_name: Option<String>,
+    pub keys: TlsKeys,
+    pub records: [u64; 2],
+    pub decrypted: [u64; 2],
+    pub failed: [u64; 2],
+    pub key_updates: [u64; 2],
+    pub inferred_pings: u64,
+}
+
 /// Per-direction TCP facts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Side {
@@ -189,6 +247,7 @@ pub struct Timeline {
     pub sides: [Side; 2],
     pub http2: Option<Detection>,
     pub tls: bool,
+    pub tls_info: Option<Box<TlsInfo>>,
     pub preface_seen: bool,
     /// Frame counts by type (index = RFC 9113 number) and direction (A→B, B→A).
     pub frames: [[u64; 2]; 10],
@@ -222,6 +281,7 @@ impl Timeline {
             sides: Default::default(),
             http2: None,
             tls: false,
+            tls_info: None,
             preface_seen: false,
             frames: [[0; 2]; 10],
             unknown_frames: BTreeMap::new(),
@@ -267,6 +327,25 @@ impl Timeline {
             dir,
             kind,
             quiet_ns: self.quiet_ns,
+        });
+    }
+
+    /// Silence before the packet being processed.
+    pub fn quiet_ns(&self) -> i64 {
+        self.quiet_ns
+    }
+
+    /// An event learnt after its packet went by, with the silence that packet had.
+    pub fn push_late(&mut self, ts: Ts, dir: Dir, kind: EventKind, quiet_ns: i64) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events_dropped += 1;
+            return;
+        }
+        self.events.push(Event {
+            ts,
+            dir,
+            kind,
+            quiet_ns,
         });
     }
 

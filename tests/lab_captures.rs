@@ -96,92 +96,111 @@ fn every_lab_scenario_matches_its_truth() {
     assert!(all.len() >= 12, "only {} scenarios", all.len());
     let mut problems = Vec::new();
     let mut connections = 0;
+    let mut tls_runs = 0;
     for (dir, truth) in &all {
-        let name = truth["scenario"].as_str().unwrap();
-        // TLS scenarios need decryption, a later stage.
-        if truth["stacks"].to_string().contains("TLS") || dir.join("keylog.txt").exists() {
-            continue;
-        }
+        let scenario = truth["scenario"].as_str().unwrap();
         let capture = dir.join(truth["capture"].as_str().unwrap());
-        let doc = util::analyze_json(&[capture.to_str().unwrap()]);
-        let ours = doc["connections"].as_array().unwrap();
-        for t in truth["connections"].as_array().unwrap() {
-            connections += 1;
-            let Some(c) = ours
-                .iter()
-                .find(|c| c["client"] == t["client"] && c["server"] == t["server"])
-            else {
-                problems.push(format!(
-                    "{name}: no connection {} -> {}",
-                    t["client"], t["server"]
-                ));
-                continue;
-            };
-            for (kind, n) in t["frames"].as_object().unwrap() {
-                for side in ["client", "server"] {
-                    let (want, got) = (n[side].as_u64().unwrap_or(0), count(c, kind, side));
-                    if want != got {
+        let capture = capture.to_str().unwrap();
+        // TLS scenarios are checked twice: with their key log, and with the secrets embedded in
+        // the pcapng (Decryption Secrets Blocks) and no option.
+        let runs = if dir.join("keylog.txt").exists() {
+            tls_runs += 1;
+            let keylog = dir.join("keylog.txt");
+            let embedded = dir.join("capture-with-secrets.pcapng");
+            vec![
+                (
+                    format!("{scenario} (--keylog)"),
+                    util::analyze_json(&[capture, "--keylog", keylog.to_str().unwrap()]),
+                ),
+                (
+                    format!("{scenario} (embedded secrets)"),
+                    util::analyze_json(&[embedded.to_str().unwrap()]),
+                ),
+            ]
+        } else {
+            vec![(scenario.to_string(), util::analyze_json(&[capture]))]
+        };
+        for (name, doc) in &runs {
+            let ours = doc["connections"].as_array().unwrap();
+            for t in truth["connections"].as_array().unwrap() {
+                connections += 1;
+                let Some(c) = ours
+                    .iter()
+                    .find(|c| c["client"] == t["client"] && c["server"] == t["server"])
+                else {
+                    problems.push(format!(
+                        "{name}: no connection {} -> {}",
+                        t["client"], t["server"]
+                    ));
+                    continue;
+                };
+                for (kind, n) in t["frames"].as_object().unwrap() {
+                    for side in ["client", "server"] {
+                        let (want, got) = (n[side].as_u64().unwrap_or(0), count(c, kind, side));
+                        if want != got {
+                            problems.push(format!(
+                                "{name} {}: {kind} from {side}: {got}, truth {want}",
+                                t["client"]
+                            ));
+                        }
+                    }
+                }
+                for e in t["evidence"].as_array().unwrap() {
+                    if let Err(p) = check_evidence(c, e) {
+                        problems.push(format!("{name} {}: {p}", t["client"]));
+                    }
+                }
+                // The verdict: cause and who did it as the truth says; the silence before death within
+                // 5% (or 0.1 s) where the truth measured one.
+                let v = &c["verdict"];
+                if v["cause"] != t["cause"] || v["killed_by"] != t["killed_by"] {
+                    problems.push(format!(
+                        "{name} {}: verdict {}/{}, truth {}/{} ({})",
+                        t["client"],
+                        v["cause"],
+                        v["killed_by"],
+                        t["cause"],
+                        t["killed_by"],
+                        v["evidence"]
+                    ));
+                }
+                if let Some(want) = t["idle_before_s"].as_f64() {
+                    let ok = v["idle_before_s"]
+                        .as_f64()
+                        .is_some_and(|got| (got - want).abs() <= (0.05 * want).max(0.1));
+                    if !ok {
                         problems.push(format!(
-                            "{name} {}: {kind} from {side}: {got}, truth {want}",
-                            t["client"]
+                            "{name} {}: idle before death {}, truth {want}",
+                            t["client"], v["idle_before_s"]
                         ));
                     }
                 }
             }
-            for e in t["evidence"].as_array().unwrap() {
-                if let Err(p) = check_evidence(c, e) {
-                    problems.push(format!("{name} {}: {p}", t["client"]));
-                }
-            }
-            // The verdict: cause and who did it as the truth says; the silence before death within
-            // 5% (or 0.1 s) where the truth measured one.
-            let v = &c["verdict"];
-            if v["cause"] != t["cause"] || v["killed_by"] != t["killed_by"] {
-                problems.push(format!(
-                    "{name} {}: verdict {}/{}, truth {}/{} ({})",
-                    t["client"],
-                    v["cause"],
-                    v["killed_by"],
-                    t["cause"],
-                    t["killed_by"],
-                    v["evidence"]
-                ));
-            }
-            if let Some(want) = t["idle_before_s"].as_f64() {
-                let ok = v["idle_before_s"]
-                    .as_f64()
-                    .is_some_and(|got| (got - want).abs() <= (0.05 * want).max(0.1));
-                if !ok {
+            // The configured timeout lies inside the estimate of a finding about this scenario's path.
+            if let Some(timeout) = truth["timeout_bracket"]["timeout_s"].as_f64() {
+                let inside = doc["findings"].as_array().unwrap().iter().any(|f| {
+                    let (lo, hi) = (
+                        f["estimate"]["timeout_low_s"].as_f64(),
+                        f["estimate"]["timeout_high_s"].as_f64(),
+                    );
+                    lo.zip(hi)
+                        .is_some_and(|(lo, hi)| lo <= timeout && timeout <= hi)
+                });
+                if !inside {
                     problems.push(format!(
-                        "{name} {}: idle before death {}, truth {want}",
-                        t["client"], v["idle_before_s"]
+                        "{name}: no finding brackets the {timeout} s timeout: {}",
+                        doc["findings"]
                     ));
                 }
             }
-        }
-        // The configured timeout lies inside the estimate of a finding about this scenario's path.
-        if let Some(timeout) = truth["timeout_bracket"]["timeout_s"].as_f64() {
-            let inside = doc["findings"].as_array().unwrap().iter().any(|f| {
-                let (lo, hi) = (
-                    f["estimate"]["timeout_low_s"].as_f64(),
-                    f["estimate"]["timeout_high_s"].as_f64(),
-                );
-                lo.zip(hi)
-                    .is_some_and(|(lo, hi)| lo <= timeout && timeout <= hi)
-            });
-            if !inside {
-                problems.push(format!(
-                    "{name}: no finding brackets the {timeout} s timeout: {}",
-                    doc["findings"]
-                ));
+            let extra = ours.len() as i64 - truth["connections"].as_array().unwrap().len() as i64;
+            if extra != 0 {
+                problems.push(format!("{name}: {extra} more connection(s) than the truth"));
             }
-        }
-        let extra = ours.len() as i64 - truth["connections"].as_array().unwrap().len() as i64;
-        if extra != 0 {
-            problems.push(format!("{name}: {extra} more connection(s) than the truth"));
         }
     }
     assert!(connections >= 100, "only {connections} connections checked");
+    assert!(tls_runs >= 5, "only {tls_runs} TLS scenarios");
     assert!(
         problems.is_empty(),
         "{} problems:\n{}",

@@ -126,7 +126,17 @@ fn check(expect_path: &Path) -> Vec<String> {
     let known_path = expect_path.with_file_name("known_differences.json");
     let known_all: Value =
         serde_json::from_str(&std::fs::read_to_string(known_path).unwrap()).unwrap();
-    let doc = util::analyze_json(&[&format!("captures/public/{capture}")]);
+    let path = format!("captures/public/{capture}");
+    // TLS captures: the key log tshark was given, given to us too.
+    let keylog = e["tshark_command"][0]
+        .as_str()
+        .and_then(|c| c.split("tls.keylog_file:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|k| format!("captures/public/{k}"));
+    let doc = match &keylog {
+        Some(k) => util::analyze_json(&[&path, "--keylog", k]),
+        None => util::analyze_json(&[&path]),
+    };
     let mut problems = Vec::new();
     // Connections tshark and we are known to disagree about, each with its reason.
     let known: BTreeSet<BTreeSet<String>> = known_all[capture]
@@ -291,17 +301,15 @@ fn every_public_capture_agrees_with_tshark() {
         .collect();
     files.sort();
     let mut problems = Vec::new();
-    let mut checked = 0;
+    let (mut checked, mut tls) = (0, 0);
     for f in &files {
         let e: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
-        // TLS captures need decryption (a later stage).
-        if e["needs_keylog"] == true {
-            continue;
-        }
+        tls += (e["needs_keylog"] == true) as usize;
         checked += 1;
         problems.extend(check(f));
     }
-    assert!(checked >= 30, "only {checked} captures checked");
+    assert!(checked >= 32, "only {checked} captures checked");
+    assert_eq!(tls, 2, "TLS captures with key logs");
     problems.extend(findings_are_expected(&files));
     assert!(
         problems.is_empty(),

@@ -379,7 +379,10 @@ def build_truth(name, lab, meta, capture_path):
         spec = meta["expect"](c)
         if spec is None:
             raise check.CheckError(f"{name}: connection not planned: {json.dumps(c.summary(), default=str)}")
-        entries.append(check.verify_any(c, spec, meta.get("bracket")))
+        entry = check.verify_any(c, spec, meta.get("bracket"))
+        if meta.get("conn_extra"):  # optional per-connection facts a scenario adds (TLS parameters, PINGs)
+            entry.update(meta["conn_extra"](c))
+        entries.append(entry)
         seen.add((c.ch, c.first_rpc))
         if c.first_rpc and c.first_rpc > 1:
             seen.add((c.ch, "re"))

@@ -969,3 +969,496 @@ def grpc_js_server_max_age(lab):
         "required": [(1, 1), (2, 1), (3, 1), (4, 1)],
         "client_rpcs": rpcs,
     }
+
+
+# ---- TLS scenarios (versions, ciphers, KeyUpdate; ground truth for decryption and keyless inference) ----
+
+import check  # noqa: E402  (lab.py's directory is on sys.path)
+
+def _lab_dir():
+    import os
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def tls_cert(lab, kind="rsa", name="server"):
+    """A self-signed certificate for lab.server (per run): kind rsa (2048) or ec (P-256)."""
+    import subprocess
+    w = lab.work
+    key = ["-newkey", "rsa:2048"] if kind == "rsa" else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    subprocess.run(["openssl", "req", "-x509", *key, "-nodes", "-days", "2", "-subj", "/CN=lab.server",
+                    "-addext", "subjectAltName=DNS:lab.server", "-keyout", f"{w}/{name}-key.pem",
+                    "-out", f"{w}/{name}-cert.pem"], check=True, capture_output=True)
+    return f"{w}/{name}-cert.pem", f"{w}/{name}-key.pem"
+
+
+def tls_py_server(lab, port, cert, key, opts=(), cipher_suites=None):
+    """grpcio TLS server; cipher_suites sets GRPC_SSL_CIPHER_SUITES (C-core's TLS 1.2 cipher list)."""
+    import os
+    argv = [os.path.join(_lab_dir(), ".venv", "bin", "python"), os.path.join(_lab_dir(), "server.py"),
+            "--listen", lab.hostport("s", port), "--tls", cert, key]
+    for k, v in dict(opts).items():
+        argv += ["--opt", f"{k}={v}"]
+    env = dict(os.environ, GRPC_SSL_CIPHER_SUITES=cipher_suites) if cipher_suites else None
+    return lab.spawn("s", argv, "server", ready="ready", env=env)
+
+
+def tls_js_client(lab, target, plan, opts, ca, node_flags=(), logname="client-js"):
+    """grpc-js client (like lab.js_client) with extra node TLS flags and node's key log."""
+    import json
+    import os
+    argv = ["node", f"--tls-keylog={lab.work}/keylog.txt", *node_flags, os.path.join(_lab_dir(), "client.js"),
+            "--target", target, "--plan", json.dumps(plan), "--log", os.path.join(lab.work, logname + ".json"),
+            "--tls-ca", ca]
+    for k, v in dict(opts).items():
+        argv += ["--opt", f"{k}={v}"]
+    return lab.spawn("c", argv, logname, ready="started")
+
+
+def tls_cipher_names():
+    """tshark's own names for TLS cipher suite numbers (IANA names)."""
+    import subprocess
+    out = subprocess.run(["tshark", "-G", "values"], capture_output=True, text=True).stdout
+    names = {}
+    for line in out.splitlines():
+        f = line.split("\t")
+        if len(f) == 4 and f[0] == "V" and f[1] == "tls.handshake.ciphersuite":
+            names[int(f[2])] = f[3]
+    return names
+
+
+def tls_facts(capture, ports, keylog):
+    """Per tcp.stream, from tshark's dissection with the key log: the server's choice of TLS version,
+    cipher suite and ALPN (ServerHello, and EncryptedExtensions for TLS 1.3), KeyUpdate messages, and
+    whether every application-data record was decrypted into HTTP/2."""
+    import subprocess
+    from collections import defaultdict
+    names = tls_cipher_names()
+    fields = ["frame.number", "frame.time_epoch", "tcp.stream", "tcp.srcport", "tls.record.length",
+              "tls.record.content_type", "tls.record.opaque_type", "tls.handshake.type",
+              "tls.handshake.version", "tls.handshake.ciphersuite", "tls.handshake.extensions.supported_version",
+              "tls.handshake.extensions_alpn_str", "tls.handshake.key_update.request_update", "http2.type"]
+    cmd = ["tshark", "-n", "-r", capture] + check.tshark_args(ports, keylog) + [
+        "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=|",
+        *sum((["-e", f] for f in fields), []), "-Y", "tls"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    facts = defaultdict(lambda: {"version": None, "cipher": None, "alpn": None, "key_updates": [],
+                                 "undecrypted_records": 0, "appdata_without_http2": []})
+    for line in out.splitlines():
+        v = dict(zip(fields, line.split("\t")))
+        lst = lambda k: [x for x in v[k].split("|") if x]  # noqa: E731
+        f = facts[int(v["tcp.stream"])]
+        from_server = int(v["tcp.srcport"]) in ports
+        hs = [int(x) for x in lst("tls.handshake.type")]
+        ctypes = [int(x) for x in lst("tls.record.content_type")]
+        nrec = len(lst("tls.record.length"))
+        if lst("tls.record.opaque_type") and len(ctypes) < nrec:
+            f["undecrypted_records"] += nrec - len(ctypes)  # TLS 1.3: a record without an inner type
+        if 23 in ctypes and not v["http2.type"]:
+            f["appdata_without_http2"].append(int(v["frame.number"]))
+        if from_server and 2 in hs:
+            sv = lst("tls.handshake.extensions.supported_version")
+            if "0x0304" in sv:
+                f["version"] = "1.3"
+            else:
+                f["version"] = {"0x0303": "1.2", "0x0302": "1.1", "0x0301": "1.0"}.get(lst("tls.handshake.version")[0])
+            f["cipher"] = names.get(int(lst("tls.handshake.ciphersuite")[0], 16))
+        if from_server and (2 in hs or 8 in hs) and lst("tls.handshake.extensions_alpn_str"):
+            f["alpn"] = lst("tls.handshake.extensions_alpn_str")[0]
+        if 24 in hs:
+            req = lst("tls.handshake.key_update.request_update")
+            for r in req or [None]:
+                f["key_updates"].append({"ts": round(float(v["frame.time_epoch"]), 6),
+                                         "from": "server" if from_server else "client",
+                                         "update_requested": None if r is None else r == "1",
+                                         "frame": int(v["frame.number"])})
+    return dict(facts)
+
+
+def tls_verify(lab, ports, version, cipher, capture="capture.pcap", keylog="keylog.txt",
+               secrets="capture-with-secrets.pcapng", key_updates=False):
+    """Embed the key log (editcap --inject-secrets), then check with tshark that every connection used the
+    intended TLS version / cipher / ALPN h2, that every application-data record decrypts to HTTP/2 both with
+    the key log file and with the pcapng's own secrets, and that both give the same frames. Returns the
+    per-tcp.stream TLS facts."""
+    import os
+    import subprocess
+    w = lab.work
+    os.chmod(f"{w}/{keylog}", 0o644)
+    subprocess.run(["editcap", "--inject-secrets", f"tls,{w}/{keylog}", f"{w}/{capture}", f"{w}/{secrets}"],
+                   check=True)
+    facts = tls_facts(f"{w}/{capture}", ports, f"{w}/{keylog}")
+    facts_dsb = tls_facts(f"{w}/{secrets}", ports, "/dev/null")  # secrets only from the pcapng's DSB
+    with_file = {c.stream: c for c in check.read_conns(f"{w}/{capture}", ports, f"{w}/{keylog}", set(ports))}
+    with_dsb = {c.stream: c for c in check.read_conns(f"{w}/{secrets}", ports, "/dev/null", set(ports))}
+    errs = []
+    # and with no options at all (tshark finds TLS by itself, HTTP/2 by ALPN): the same HTTP/2 frames
+
+    def n_http2(path, opts):
+        out = subprocess.run(["tshark", "-n", "-r", path, *opts, "-T", "fields", "-E", "occurrence=a",
+                              "-E", "aggregator=|", "-e", "http2.type", "-Y", "http2"],
+                             check=True, capture_output=True, text=True).stdout
+        return sum(len([x for x in line.split("|") if x]) for line in out.splitlines())
+    n_plain = n_http2(f"{w}/{secrets}", [])
+    n_file = n_http2(f"{w}/{capture}", check.tshark_args(ports, f"{w}/{keylog}"))
+    if n_plain != n_file or not n_file:
+        errs.append(f"tshark without options on {secrets}: {n_plain} HTTP/2 frames, {n_file} with the key log")
+    if set(with_file) != set(with_dsb):
+        errs.append(f"connections differ: key log file {sorted(with_file)}, DSB {sorted(with_dsb)}")
+    for s, c in with_file.items():
+        f = facts.get(s)
+        if not f:
+            errs.append(f"tcp.stream {s}: no TLS")
+            continue
+        if (f["version"], f["cipher"], f["alpn"]) != (version, cipher, "h2"):
+            errs.append(f"tcp.stream {s}: TLS {f['version']} {f['cipher']} ALPN {f['alpn']}, "
+                        f"expected {version} {cipher} h2")
+        for ff in (f, facts_dsb.get(s, {"undecrypted_records": -1, "appdata_without_http2": ["?"]})):
+            if ff["undecrypted_records"] or ff["appdata_without_http2"]:
+                errs.append(f"tcp.stream {s}: {ff['undecrypted_records']} undecrypted records, application data "
+                            f"without HTTP/2 in frames {ff['appdata_without_http2']}")
+        if not c.frames or c.counts["SETTINGS"]["client"] == 0 or c.counts["SETTINGS"]["server"] == 0:
+            errs.append(f"tcp.stream {s}: no HTTP/2 decrypted")
+        d = with_dsb.get(s)
+        if d is not None and (d.counts != c.counts or all_pings(d) != all_pings(c)):
+            errs.append(f"tcp.stream {s}: frames with the DSB {d.counts} != with the key log {c.counts}")
+        if key_updates and not {k["from"] for k in f["key_updates"]} >= {"client", "server"}:
+            errs.append(f"tcp.stream {s}: KeyUpdate not seen in both directions: {f['key_updates']}")
+        if not key_updates and f["key_updates"]:
+            errs.append(f"tcp.stream {s}: unexpected KeyUpdate {f['key_updates']}")
+    if errs:
+        raise check.CheckError("TLS check: " + "; ".join(errs))
+    return facts
+
+
+def all_pings(c):
+    """Every decrypted PING frame of a connection (ground truth for keyless PING inference)."""
+    return [{"ts": round(f["ts"], 6), "from": f["dir"], "ack": bool(f["flags"] & 1), "frame": f["frame"]}
+            for f in c.frames if f["type"] == "PING"]
+
+
+def tls_conn_extra(facts, extra=None):
+    """conn_extra for build_truth: the connection's TLS parameters and its PINGs."""
+    def fn(c):
+        f = facts[c.stream]
+        tls = {"version": f["version"], "cipher": f["cipher"], "alpn": f["alpn"]}
+        if f["key_updates"]:
+            tls["key_updates"] = f["key_updates"]
+        out = {"tls": tls, "pings": all_pings(c)}
+        out.update((extra or {}).get(c.stream, {}))
+        return out
+    return fn
+
+
+def tls_files(meta):
+    return dict(meta, keylog="keylog.txt", capture_with_secrets="capture-with-secrets.pcapng",
+                extra_files=["keylog.txt", "capture-with-secrets.pcapng"])
+
+
+TLS_NOTE = ("frames are counted from tshark's decryption with keylog.txt; the same counts come from "
+            "capture-with-secrets.pcapng alone (its Decryption Secrets Block). Per connection, 'tls' is the "
+            "server's choice as tshark dissects it (ServerHello, and EncryptedExtensions for ALPN in TLS 1.3) "
+            "and 'pings' lists every decrypted PING frame (ts, sender, ACK flag, pcap frame number): the ground "
+            "truth for inferring PINGs from TLS record sizes without keys.")
+
+
+@scenario()
+def tls13_chacha_keepalive(lab):
+    port, timeout = 11443, 3
+    gaps = [1.5, 2.5, 8.0]  # C-core closes about 2T after the last call (see server-max-idle)
+    ends = ["hold", "close", "hold"]
+    cert, key = tls_cert(lab, "ec")
+    sopts = {"grpc.max_connection_idle_ms": timeout * 1000, "grpc.keepalive_permit_without_calls": 1,
+             "grpc.http2.min_ping_interval_without_data_ms": 500}
+    tls_py_server(lab, port, cert, key, sopts)
+    cap = lab.tcpdump()
+    copts = {"grpc.keepalive_time_ms": 1500, "grpc.keepalive_timeout_ms": 5000,
+             "grpc.keepalive_permit_without_calls": 1}
+    flags = ["--tls-cipher-list=TLS_CHACHA20_POLY1305_SHA256"]
+    cl = tls_js_client(lab, lab.hostport("s", port), gap_plan(gaps, ends, timeout), copts, cert, flags)
+    run_clients(lab, [cl], tail=1.0)
+    rpcs = finish(lab, cap, ["client-js"])
+    facts = tls_verify(lab, [port], "1.3", "TLS_CHACHA20_POLY1305_SHA256")
+
+    def expect(c):
+        g = gaps[c.ch - 1]
+        if c.first_rpc == 1 and g > timeout:
+            return {"cause": "idle_goaway", "killed_by": "server",
+                    "goaway": {"from": "server", "error": "INTERNAL_ERROR", "debug": "connection idle"},
+                    "idle": ("stream", timeout - 0.3, 2 * timeout + 1.5), "pings_in_idle_min": 2,
+                    "note": f"C-core grpc.max_connection_idle_ms={timeout * 1000}: keepalive PINGs every 1.5 s "
+                            "(all ACKed) do not count as calls; GOAWAY about 2x the setting after the last call"}
+        s = end_spec(ends[c.ch - 1], note="" if ends[c.ch - 1] == "close" else
+                     "open when the capture ended; keepalive PINGs every 1.5 s, permitted by the server")
+        s["no_goaway"] = ends[c.ch - 1] == "hold"
+        return s
+
+    return tls_files({
+        "description": f"""gRPC over TLS 1.3 with TLS_CHACHA20_POLY1305_SHA256 (the only suite the client
+            offers: node --tls-cipher-list=TLS_CHACHA20_POLY1305_SHA256; ECDSA P-256 self-signed certificate).
+            @grpc/grpc-js client with keepalive_time 1.5 s, keepalive_timeout 5 s, keepalive_permit_without_calls;
+            C-core server permitting it (keepalive_permit_without_calls, min_ping_interval_without_data 500 ms)
+            with grpc.max_connection_idle_ms={timeout * 1000}. {len(gaps)} channels make an RPC, idle {gaps} s,
+            RPC, RPC; keepalive PINGs flow through every idle, the connection idle for {gaps[-1]} s still gets
+            the max-idle GOAWAY and the channel reconnects. capture.pcap + keylog.txt (node --tls-keylog),
+            capture-with-secrets.pcapng (editcap --inject-secrets).""",
+        "capture": "capture.pcap", "capture_point": "client namespace veth eth0 (no intermediary; M only routes)",
+        "stacks": {"client": grpc_js_version(), "server": GRPCIO + " with TLS (BoringSSL)"},
+        "intermediary": None, "server_options": sopts, "client_options": copts,
+        "ports": [port], "expect": expect, "bracket": ("stream", timeout),
+        "required": required_pairs(gaps, timeout),
+        "timeout_bracket": {"survived_max_s": max(g for g in gaps if g < timeout),
+                            "fatal_min_s": min(g for g in gaps if g > timeout), "timeout_s": timeout},
+        "notes": TLS_NOTE, "conn_extra": tls_conn_extra(facts),
+        "client_rpcs": rpcs,
+    })
+
+
+@scenario()
+def tls12_ecdhe_aesgcm_nat_reset(lab):
+    port, timeout = 12443, 4
+    gaps = [1.5, 2.5, 6.5, 8.0]
+    ends = ["hold", "close", "hold", "close"]
+    cert, key = tls_cert(lab, "rsa")
+    lab.nat(timeout, invalid="reset")
+    tls_py_server(lab, port, cert, key)
+    cap = lab.tcpdump()
+    flags = ["--tls-max-v1.2", "--tls-cipher-list=ECDHE-RSA-AES128-GCM-SHA256"]
+    cl = tls_js_client(lab, lab.hostport("s", port), gap_plan(gaps, ends, timeout), {}, cert, flags)
+    run_clients(lab, [cl], tail=1.0)
+    rpcs = finish(lab, cap, ["client-js"])
+    facts = tls_verify(lab, [port], "1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+
+    def expect(c):
+        g = gaps[c.ch - 1]
+        if c.first_rpc == 1 and g > timeout:
+            return {"cause": "idle_reset", "killed_by": "intermediary", "no_goaway": True,
+                    "rst": {"from": "server", "forged": True}, "idle": ("transport_rst", timeout, g + 0.5),
+                    "note": f"idle {g}s > conntrack timeout {timeout}s: the NAT answers the client's next TLS "
+                            "record (the request) with a RST it forges in the server's name (TTL 64, the server's "
+                            "packets arrive with 63); visible without the keys"}
+        return end_spec(ends[c.ch - 1])
+
+    return tls_files({
+        "description": f"""gRPC over TLS 1.2 with ECDHE-RSA-AES128-GCM-SHA256 (node --tls-max-v1.2
+            --tls-cipher-list=ECDHE-RSA-AES128-GCM-SHA256; RSA 2048 self-signed certificate), @grpc/grpc-js client
+            without keepalive in C, C-core server in S, an iptables MASQUERADE NAT in M with
+            nf_conntrack_tcp_timeout_established={timeout}, nf_conntrack_tcp_loose=0 and INVALID packets answered
+            by REJECT --reject-with tcp-reset (as nat-reset). {len(gaps)} channels make an RPC, idle {gaps} s,
+            then RPC again; after an idle above {timeout} s the NAT answers with a forged RST, the RPC fails and
+            the channel reconnects (new TLS handshake) for its next RPC.""",
+        "capture": "capture.pcap", "capture_point": "client namespace veth eth0 (before the NAT)",
+        "stacks": {"client": grpc_js_version(), "server": GRPCIO + " with TLS (BoringSSL)"},
+        "intermediary": {"kind": "iptables/conntrack NAT", "timeout_s": timeout, "on_expiry": "reset",
+                         "counts_pings": True,
+                         "config": f"MASQUERADE, nf_conntrack_tcp_timeout_established={timeout}, "
+                                   "nf_conntrack_tcp_loose=0, FORWARD -m conntrack --ctstate INVALID -j REJECT "
+                                   "--reject-with tcp-reset"},
+        "ports": [port], "expect": expect, "bracket": ("transport", timeout),
+        "required": required_pairs(gaps, timeout),
+        "timeout_bracket": {"survived_max_s": max(g for g in gaps if g < timeout),
+                            "fatal_min_s": min(g for g in gaps if g > timeout), "timeout_s": timeout},
+        "notes": TLS_NOTE, "conn_extra": tls_conn_extra(facts),
+        "client_rpcs": rpcs,
+    })
+
+
+GRPC_DEFAULT_CIPHERS = ("TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:"
+                        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+                        "ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384")
+
+
+@scenario()
+def tls12_chacha_too_many_pings(lab):
+    port = 13443
+    gaps = [5.0, 6.0, 7.0]  # each longer than the ~4 s it takes to be struck out
+    ends = ["hold", "close", "hold"]
+    cert, key = tls_cert(lab, "rsa")
+    suites = GRPC_DEFAULT_CIPHERS + ":ECDHE-RSA-CHACHA20-POLY1305"
+    tls_py_server(lab, port, cert, key, cipher_suites=suites)
+    cap = lab.tcpdump()
+    copts = {"grpc.keepalive_time_ms": 1000, "grpc.keepalive_timeout_ms": 5000,
+             "grpc.keepalive_permit_without_calls": 1}
+    flags = ["--tls-max-v1.2", "--tls-cipher-list=ECDHE-RSA-CHACHA20-POLY1305"]
+    cl = tls_js_client(lab, lab.hostport("s", port), gap_plan(gaps, ends, after=False), copts, cert, flags)
+    run_clients(lab, [cl], tail=1.0)
+    rpcs = finish(lab, cap, ["client-js"])
+    facts = tls_verify(lab, [port], "1.2", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256")
+
+    def expect(c):
+        tmp = {"cause": "too_many_pings", "killed_by": "server",
+               "goaway": {"from": "server", "error": "ENHANCE_YOUR_CALM", "debug": "too_many_pings"},
+               "note": "grpc-js client PINGs every 1 s without calls; the default C-core server allows one per "
+                       "300 s without data and 2 strikes: GOAWAY after the 3rd PING (inside TLS)"}
+        if c.first_rpc == 1:
+            return tmp
+        return [dict(tmp, note=tmp["note"] + "; reconnection (grpc-js doubled its keepalive time)"),
+                end_spec(ends[c.ch - 1])]
+
+    return tls_files({
+        "description": f"""gRPC over TLS 1.2 with ECDHE-RSA-CHACHA20-POLY1305 (node --tls-max-v1.2
+            --tls-cipher-list=ECDHE-RSA-CHACHA20-POLY1305; RSA 2048 self-signed certificate; the C-core server's
+            GRPC_SSL_CIPHER_SUITES is its default list plus ECDHE-RSA-CHACHA20-POLY1305, which C-core does not
+            enable by default). @grpc/grpc-js client with keepalive_time 1 s and keepalive_permit_without_calls
+            against the C-core server's default ping enforcement, as too-many-pings-grpc-js. {len(gaps)}
+            channels make an RPC and idle {gaps} s; each is struck out with GOAWAY ENHANCE_YOUR_CALM
+            too_many_pings and reconnects.""",
+        "capture": "capture.pcap", "capture_point": "client namespace veth eth0 (no intermediary; M only routes)",
+        "stacks": {"client": grpc_js_version(), "server": GRPCIO + " with TLS (BoringSSL)"},
+        "intermediary": None, "client_options": copts,
+        "server_env": {"GRPC_SSL_CIPHER_SUITES": suites},
+        "ports": [port], "expect": expect,
+        "required": [(i + 1, 1) for i in range(len(gaps))] + [(i + 1, "re") for i in range(len(gaps))],
+        "notes": TLS_NOTE, "conn_extra": tls_conn_extra(facts),
+        "client_rpcs": rpcs,
+    })
+
+
+def h2_frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+@scenario()
+def tls13_keyupdate(lab):
+    """openssl s_client (TLS 1.3, TLS_AES_256_GCM_SHA384) -> nginx HTTP/2; the lab writes raw HTTP/2 frames
+    to s_client's stdin through a FIFO, and "K" lines that make s_client send KeyUpdate(update_requested),
+    which nginx's OpenSSL answers with its own KeyUpdate before its next record."""
+    import errno
+    import os
+    import subprocess
+    port, keepalive = 9444, 6
+    w = lab.work
+    cert, key = tls_cert(lab, "ec")
+    for d in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.makedirs(f"{w}/nginx-tmp/{d}", exist_ok=True)
+    cfg = lab.write("nginx.conf", f"""worker_processes 1;
+daemon off;
+pid {w}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log {w}/nginx-access.log;
+    client_body_temp_path {w}/nginx-tmp/client_body;
+    proxy_temp_path {w}/nginx-tmp/proxy;
+    fastcgi_temp_path {w}/nginx-tmp/fastcgi;
+    uwsgi_temp_path {w}/nginx-tmp/uwsgi;
+    scgi_temp_path {w}/nginx-tmp/scgi;
+    server {{
+        listen {lab.hostport('s', port)} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;
+        keepalive_timeout {keepalive}s;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+""")
+    lab.spawn("s", ["nginx", "-p", w, "-c", cfg, "-e", f"{w}/nginx-error.log"], "nginx")
+    lab.wait_listen("s", port)
+    cap = lab.tcpdump()
+    fifo = f"{w}/s_client.stdin"
+    os.mkfifo(fifo)
+    fd = None
+    try:
+        sc = (f"exec openssl s_client -connect {lab.hostport('s', port)} -servername lab.server -CAfile {cert} "
+              f"-alpn h2 -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384 -keylogfile {w}/keylog.txt "
+              f"<{fifo} >{w}/s_client.out 2>{w}/s_client.err")
+        client = lab.spawn("c", ["sh", "-c", sc], "client-s_client")
+        end = time.time() + 10
+        while fd is None:  # the shell opens the FIFO for reading before it execs s_client
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno != errno.ENXIO or time.time() > end:
+                    raise
+                time.sleep(0.05)
+        while "Cipher is" not in (open(f"{w}/s_client.out", errors="replace").read()
+                                  if os.path.exists(f"{w}/s_client.out") else ""):
+            if time.time() > end or client.p.poll() is not None:
+                raise RuntimeError("s_client: no TLS handshake: " + open(f"{w}/s_client.err").read()[-500:])
+            time.sleep(0.05)
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        # HPACK: :method POST (3), :scheme https (7), :path / (4), :authority lab.server (literal, name index 1)
+        block = b"\x83\x87\x84\x01\x0alab.server"
+        request = (preface + h2_frame(4, 0, 0) + h2_frame(1, 0x4, 1, block)
+                   + h2_frame(0, 0x1, 1, b"lab ch=1 rpc=1"))
+        n = [0]
+
+        def ping():
+            n[0] += 1
+            return h2_frame(6, 0, 0, b"kupd%04d" % n[0])
+
+        t0 = time.time()
+        steps = [(0.0, "request: preface, SETTINGS, HEADERS POST / (stream 1), DATA (END_STREAM)", request),
+                 (0.3, "SETTINGS ACK", h2_frame(4, 1, 0))]
+        steps += [(0.8 + 0.5 * i, f"PING kupd{i + 1:04d}", None) for i in range(2)]
+        steps += [(1.8, "K: s_client sends KeyUpdate(update_requested)", b"K\n")]
+        steps += [(2.3 + 0.5 * i, f"PING kupd{i + 3:04d}", None) for i in range(2)]
+        steps += [(3.3, "K: s_client sends KeyUpdate(update_requested)", b"K\n")]
+        steps += [(3.8 + 0.5 * i, f"PING kupd{i + 5:04d}", None) for i in range(4)]
+        actions = []
+        for at, what, data in steps:
+            time.sleep(max(0.0, t0 + at - time.time()))
+            os.write(fd, data if data is not None else ping())
+            actions.append({"ts": round(time.time(), 6), "action": what})
+        # nginx closes the connection keepalive_timeout after the response: s_client then exits on its own
+        end = time.time() + keepalive + 4
+        while client.p.poll() is None and time.time() < end:
+            time.sleep(0.1)
+    finally:  # a FIFO left in the work dir would break copying it to .failed/
+        if fd is not None:
+            os.close(fd)
+        os.unlink(fifo)
+    time.sleep(1.0)
+    finish(lab, cap, [])
+    err = open(f"{w}/s_client.err", errors="replace").read()
+    if err.count("KEYUPDATE") != 2:
+        raise check.CheckError(f"s_client did not report 2 KEYUPDATEs: {err[-500:]}")
+    access = open(f"{w}/nginx-access.log").read().strip()
+    facts = tls_verify(lab, [port], "1.3", "TLS_AES_256_GCM_SHA384", key_updates=True)
+    # PINGs and ACKs before the first KeyUpdate and after the last one, in both directions
+    conns = check.read_conns(f"{w}/capture.pcap", [port], f"{w}/keylog.txt", {port})
+    for c in conns:
+        kus = facts[c.stream]["key_updates"]
+        first, last = min(k["ts"] for k in kus), max(k["ts"] for k in kus)
+        pings = all_pings(c)
+        for d, ack in (("client", False), ("server", True)):
+            if not any(p["from"] == d and p["ack"] == ack and p["ts"] < first for p in pings) or \
+               not any(p["from"] == d and p["ack"] == ack and p["ts"] > last for p in pings):
+                raise check.CheckError(f"no {'PING ACK' if ack else 'PING'} from the {d} before and after the "
+                                       f"KeyUpdates {kus}")
+        if len([k for k in kus if k["from"] == "client"]) != 2 or len([k for k in kus if k["from"] == "server"]) != 2:
+            raise check.CheckError(f"expected 2 KeyUpdates from each side, saw {kus}")
+
+    def expect(c):
+        return {"cause": "idle_goaway", "killed_by": "server", "goaway": {"from": "server", "error": "NO_ERROR"},
+                "fin": {"from": "server"}, "idle": ("stream", keepalive - 0.3, keepalive + 1.0),
+                "pings_in_idle_min": 8,
+                "note": f"nginx keepalive_timeout {keepalive}s: GOAWAY NO_ERROR {keepalive} s after the only stream "
+                        "ended, although the client PINGed every 0.5 s (all ACKed; nginx does not count PINGs). "
+                        "Client and server each sent 2 KeyUpdates (TLS 1.3 handshake type 24) in between."}
+
+    streams = {c.stream: {"client_actions": actions} for c in conns}
+    return tls_files({
+        "description": f"""HTTP/2 over TLS 1.3 with TLS_AES_256_GCM_SHA384 and KeyUpdate in both directions.
+            Server: nginx with `listen ... ssl http2`, ssl_protocols TLSv1.3, ssl_conf_command Ciphersuites
+            TLS_AES_256_GCM_SHA384, keepalive_timeout {keepalive}s, `return 200` (ECDSA P-256 self-signed
+            certificate). Client: `openssl s_client -alpn h2 -tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384
+            -keylogfile` whose stdin is a FIFO the lab writes to: the HTTP/2 preface, SETTINGS, one POST (stream 1)
+            with DATA "lab ch=1 rpc=1", SETTINGS ACK, then a PING every 0.5 s (opaque kupd0001...), and twice the
+            line "K", on which s_client sends KeyUpdate(update_requested) and nginx's OpenSSL answers with its own
+            KeyUpdate before its next record (the PING ACK). PINGs and ACKs flow before, between and after the
+            KeyUpdates; nginx ends the connection with GOAWAY NO_ERROR {keepalive} s after the stream (PINGs do
+            not count), then close_notify and FIN. One connection.""",
+        "capture": "capture.pcap", "capture_point": "client namespace veth eth0 (no intermediary; M only routes)",
+        "stacks": {"client": " ".join(subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.split()[:2]) + " "
+                             "s_client, HTTP/2 frames written by the lab",
+                   "server": f"{NGINX} (http2, TLS 1.3)"},
+        "intermediary": None,
+        "server_config": {"keepalive_timeout_s": keepalive, "ssl_protocols": "TLSv1.3",
+                          "ciphersuites": "TLS_AES_256_GCM_SHA384"},
+        "ports": [port], "expect": expect, "required": [(1, 1)],
+        "notes": TLS_NOTE + " tls.key_updates lists the KeyUpdate messages (decrypted handshake type 24).",
+        "conn_extra": tls_conn_extra(facts, streams),
+        "client_rpcs": [{"ch": 1, "rpc": 1, "kind": "raw HTTP/2 POST /", "start": actions[0]["ts"],
+                         "status": "nginx access log: " + access}],
+    })

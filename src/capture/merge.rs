@@ -30,6 +30,19 @@ impl Merged {
         &self.readers
     }
 
+    /// Key log lines from Decryption Secrets Blocks read since the last call, from every input.
+    pub fn take_secrets(&mut self) -> Option<Vec<u8>> {
+        if !self.readers.iter().any(|r| r.has_secrets()) {
+            return None;
+        }
+        Some(
+            self.readers
+                .iter_mut()
+                .flat_map(|r| r.take_secrets())
+                .collect(),
+        )
+    }
+
     pub fn take_warnings(&mut self) -> Vec<InputWarning> {
         self.readers
             .iter_mut()

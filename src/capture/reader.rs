@@ -257,9 +257,14 @@ impl CaptureReader {
         std::mem::take(&mut self.warnings)
     }
 
-    /// Key log lines from pcapng Decryption Secrets Blocks seen so far.
-    pub fn secrets(&self) -> &[u8] {
-        &self.secrets
+    /// Key log lines from pcapng Decryption Secrets Blocks read since the last call.
+    pub fn take_secrets(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.secrets)
+    }
+
+    /// Whether Decryption Secrets Blocks were read since the last `take_secrets`.
+    pub fn has_secrets(&self) -> bool {
+        !self.secrets.is_empty()
     }
 
     /// The next packet, or `None` at the end of the input (or at damage, with a warning).

@@ -288,6 +288,8 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
             v.confidence = 0.9;
             let how = match end.kind {
                 EndKind::Goaway => "GOAWAY",
+                EndKind::TlsClose => "TLS close_notify",
+                EndKind::InferredGoaway => "a last TLS record, likely a GOAWAY",
                 EndKind::Fin => "FIN",
                 EndKind::Rst => "RST",
             };
@@ -301,6 +303,40 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
 
     // 5. The server side ends it without GOAWAY.
     v.at = Some(end.ts);
+    if end.kind == EndKind::InferredGoaway {
+        // Frames are not visible (no keys): one last record, then FIN, is how an HTTP/2 server
+        // closes with GOAWAY; after a silence, that is an idle timer.
+        let size = f.inferred_goaways[Role::Server.index()].map_or(0, |g| g.2);
+        let idle = end.quiet_ns >= MIN_IDLE_NS;
+        v.cause = if idle {
+            Cause::IdleGoaway
+        } else {
+            Cause::GracefulClose
+        };
+        v.killed_by = Some(actor(Role::Server, proxy_server));
+        v.confidence = 0.5;
+        v.idle_before_s = idle.then_some(secs(end.quiet_ns));
+        v.evidence.push(format!(
+            "the server's last TLS record ({size} bytes of plaintext: a GOAWAY with {} bytes of debug data, if it is one) at {} after {:.3} s without packets, then its FIN; frames are not visible without keys",
+            size.saturating_sub(17),
+            at(f, end.ts),
+            secs(end.quiet_ns)
+        ));
+        return (v, Pending::None);
+    }
+    if end.kind == EndKind::TlsClose {
+        // Frames are not visible (no keys): a GOAWAY may have preceded it, unseen.
+        v.cause = Cause::GracefulClose;
+        v.killed_by = Some(actor(Role::Server, proxy_server));
+        v.confidence = 0.6;
+        v.idle_before_s = (end.quiet_ns >= MIN_IDLE_NS).then_some(secs(end.quiet_ns));
+        v.evidence.push(format!(
+            "the server ended the TLS session (close_notify) at {} after {:.3} s of silence; its HTTP/2 frames are not visible without keys",
+            at(f, end.ts),
+            secs(end.quiet_ns)
+        ));
+        return (v, Pending::None);
+    }
     if end.kind == EndKind::Rst {
         v.cause = Cause::PeerAbort;
         v.killed_by = Some(Actor::Server);

@@ -70,12 +70,18 @@ pub struct Ping {
     pub from: Role,
     pub opaque: [u8; 8],
     pub acked_at: Option<Ts>,
+    /// Inferred from TLS record sizes, with this confidence in percent (the opaque data is unknown).
+    pub inferred: Option<u8>,
 }
 
 /// The first event that ends a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EndKind {
     Goaway,
+    /// A TLS close_notify on a connection whose frames are not visible (no keys).
+    TlsClose,
+    /// The last TLS record before a FIN, likely a GOAWAY (no keys).
+    InferredGoaway,
     Fin,
     Rst,
 }
@@ -95,6 +101,10 @@ pub struct Facts<'a> {
     pub goaways: Vec<Goaway>,
     pub rsts: Vec<Rst>,
     pub pings: Vec<Ping>,
+    /// First TLS close_notify of each role (connections read without keys).
+    pub tls_closes: [Option<(Ts, i64)>; 2],
+    /// The last record before each role's FIN, likely a GOAWAY (no keys): time, silence, size.
+    pub inferred_goaways: [Option<(Ts, i64, u32)>; 2],
     /// First FIN of each role.
     pub fins: [Option<(Ts, i64)>; 2],
     pub retransmissions: Vec<(Ts, Role)>,
@@ -120,6 +130,8 @@ impl<'a> Facts<'a> {
             rsts: Vec::new(),
             pings: Vec::new(),
             fins: [None, None],
+            tls_closes: [None, None],
+            inferred_goaways: [None, None],
             retransmissions: Vec::new(),
             settings: [None, None],
             end: None,
@@ -170,18 +182,46 @@ impl<'a> Facts<'a> {
                     from,
                     opaque: *opaque,
                     acked_at: None,
+                    inferred: None,
                 }),
-                EventKind::Ping { ack: true, opaque } => {
+                EventKind::InferredPing {
+                    ack: false,
+                    confidence,
+                } => f.pings.push(Ping {
+                    ts: e.ts,
+                    quiet_ns: e.quiet_ns,
+                    from,
+                    opaque: [0; 8],
+                    acked_at: None,
+                    inferred: Some(*confidence),
+                }),
+                EventKind::InferredPing { ack: true, .. } => {
                     if let Some(p) = f
                         .pings
                         .iter_mut()
-                        .find(|p| p.from != from && p.opaque == *opaque && p.acked_at.is_none())
+                        .find(|p| p.from != from && p.inferred.is_some() && p.acked_at.is_none())
                     {
+                        p.acked_at = Some(e.ts);
+                    }
+                }
+                EventKind::Ping { ack: true, opaque } => {
+                    if let Some(p) = f.pings.iter_mut().find(|p| {
+                        p.from != from
+                            && p.inferred.is_none()
+                            && p.opaque == *opaque
+                            && p.acked_at.is_none()
+                    }) {
                         p.acked_at = Some(e.ts);
                     }
                 }
                 EventKind::Fin => {
                     f.fins[from.index()].get_or_insert((e.ts, e.quiet_ns));
+                }
+                EventKind::InferredGoaway { plaintext } => {
+                    f.inferred_goaways[from.index()].get_or_insert((e.ts, e.quiet_ns, *plaintext));
+                }
+                EventKind::TlsClose => {
+                    f.tls_closes[from.index()].get_or_insert((e.ts, e.quiet_ns));
                 }
                 EventKind::Retransmission => f.retransmissions.push((e.ts, from)),
                 EventKind::Settings { ack: false, params } => {
@@ -210,6 +250,22 @@ impl<'a> Facts<'a> {
                     ts,
                     from: r,
                     kind: EndKind::Fin,
+                    quiet_ns,
+                })
+            }))
+            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
+                f.inferred_goaways[r.index()].map(|(ts, quiet_ns, _)| End {
+                    ts,
+                    from: r,
+                    kind: EndKind::InferredGoaway,
+                    quiet_ns,
+                })
+            }))
+            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
+                f.tls_closes[r.index()].map(|(ts, quiet_ns)| End {
+                    ts,
+                    from: r,
+                    kind: EndKind::TlsClose,
                     quiet_ns,
                 })
             }));

@@ -161,14 +161,25 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
         let opaques = |r: Role| -> Vec<String> {
             f.pings
                 .iter()
-                .filter(|p| p.from == r)
+                .filter(|p| p.from == r && p.inferred.is_none())
                 .map(|p| hex(&p.opaque))
                 .collect()
         };
         let client = cat.recognise("client", f.settings[0].as_deref(), &opaques(Role::Client));
         let server = cat.recognise("server", f.settings[1].as_deref(), &opaques(Role::Server));
+        // A proxy product (nginx, HAProxy, Envoy) answering requests that are not gRPC is the
+        // origin server itself; in front of gRPC it relays someone else's service.
+        let streams = &f.tl.streams;
+        let not_grpc = !streams.is_empty()
+            && streams.values().all(|s| {
+                s.content_type.is_some()
+                    && !s
+                        .content_type
+                        .as_deref()
+                        .is_some_and(|c| c.starts_with("application/grpc"))
+            });
         let proxy = server
-            .filter(|s| s.is_proxy)
+            .filter(|s| s.is_proxy && !not_grpc)
             .map(|s| s.implementation.as_str());
         judged.push(connection::judge(f, proxy));
         implementations.push([

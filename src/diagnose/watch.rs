@@ -61,6 +61,15 @@ impl Watcher {
                 self.pings.remove(&(key, e.dir.reverse(), *opaque));
                 None
             }
+            // Inferred from TLS record sizes: the opaque data is unknown, so all look alike.
+            EventKind::InferredPing { ack: false, .. } => {
+                self.pings.insert((key, e.dir, [0; 8]), e.ts);
+                None
+            }
+            EventKind::InferredPing { ack: true, .. } => {
+                self.pings.remove(&(key, e.dir.reverse(), [0; 8]));
+                None
+            }
             EventKind::Goaway { last_stream_id, error_code, debug_data } => {
                 self.goaway_seen.insert(key);
                 let debug = String::from_utf8_lossy(debug_data).trim_end_matches('\0').chars().filter(|c| !c.is_control()).take(120).collect::<String>();

@@ -151,6 +151,23 @@ impl Session {
         }
     }
 
+    /// The bytes each direction buffered while the protocol was undecided, with their times: for
+    /// the stage that takes the connection over (TLS).
+    pub fn take_undecided(&mut self) -> [Vec<(Ts, Vec<u8>)>; 2] {
+        let mut out: [Vec<(Ts, Vec<u8>)>; 2] = Default::default();
+        for (i, input) in self.inputs.iter_mut().enumerate() {
+            if let Input::Buffer(p) | Input::Preface(p) = std::mem::replace(input, Input::Ignore) {
+                out[i] = p.segments().map(|(ts, b)| (ts, b.to_vec())).collect();
+            }
+        }
+        out
+    }
+
+    /// Whether both directions are known from their first byte.
+    pub fn from_start(&self) -> bool {
+        self.from_start.iter().all(|&f| f)
+    }
+
     /// End of the connection or the capture: a frame left unfinished is reported.
     pub fn finish(&mut self, ts: Ts, tl: &mut Timeline) {
         if !matches!(self.proto, Proto::Http2(_)) {
@@ -333,11 +350,11 @@ impl Session {
             }
             return;
         }
-        if bytes.len() >= 2 && bytes[0] == 0x16 && bytes[1] == 0x03 {
+        if crate::tls::starts_tls(bytes) {
+            // The TLS stage takes over, with the bytes buffered so far (`take_undecided`).
             tl.tls = true;
             tl.client_dir.get_or_insert(dir);
             self.proto = Proto::Tls;
-            self.inputs = [Input::Ignore, Input::Ignore];
             return;
         }
         if http1::looks_like_response(bytes) {

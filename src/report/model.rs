@@ -31,6 +31,9 @@ pub struct Input {
     pub tcp_connections: u64,
     pub http2_connections: u64,
     pub tls_connections: u64,
+    /// TLS connections carrying HTTP/2: decrypted, and read without keys (ALPN h2).
+    pub tls_decrypted: u64,
+    pub tls_without_keys: u64,
     pub other_tcp_connections: u64,
     pub skipped_packets: Skipped,
 }
@@ -61,8 +64,12 @@ pub struct Connection {
     pub preface_seen: bool,
     pub http2: bool,
     pub tls: bool,
-    /// How HTTP/2 was recognised: prior-knowledge, h2c-upgrade, connect-tunnel, mid-stream, decode-as.
+    /// How HTTP/2 was recognised: prior-knowledge, h2c-upgrade, connect-tunnel, mid-stream, decode-as,
+    /// tls-alpn (TLS not decrypted: HTTP/2 known from ALPN, PINGs inferred from record sizes).
     pub detection: &'static str,
+    /// The TLS session, for connections over TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_session: Option<TlsSession>,
     pub frames: BTreeMap<String, PerSide>,
     pub pings: Vec<Ping>,
     pub goaways: Vec<Goaway>,
@@ -80,6 +87,27 @@ pub struct Connection {
     pub implementation: Sides<Option<String>>,
     pub keepalive: Sides<KeepaliveSide>,
     pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsSession {
+    /// "1.2", "1.3"; null when the handshake is not in the capture.
+    pub version: Option<&'static str>,
+    /// IANA cipher suite name.
+    pub cipher: Option<String>,
+    pub alpn: Option<String>,
+    pub alpn_offered: Vec<String>,
+    pub server_name: Option<String>,
+    /// decrypted, missing (no key for this handshake), failed (keys did not open the records),
+    /// unsupported (cipher suite or version), no-handshake.
+    pub keys: &'static str,
+    pub records: PerSide,
+    pub decrypted: PerSide,
+    pub failed: PerSide,
+    pub key_updates: PerSide,
+    pub inferred_pings: u64,
+    /// When each side ended the TLS session (close_notify), for connections read without keys.
+    pub close_notify: Sides<Option<f64>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -114,9 +142,16 @@ pub struct Ping {
     pub ts: f64,
     pub from: &'static str,
     pub ack: bool,
-    pub opaque: String,
+    /// Null when inferred.
+    pub opaque: Option<String>,
     pub acked_at: Option<f64>,
     pub rtt_ms: Option<f64>,
+    /// Inferred from TLS record sizes and timing, not decrypted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inferred: bool,
+    /// For an inferred PING: how likely it is one (0..1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -320,6 +355,8 @@ pub fn build(
             tcp_connections: stats.tcp_connections,
             http2_connections: connections.len() as u64,
             tls_connections: stats.tls_connections,
+            tls_decrypted: stats.tls_decrypted,
+            tls_without_keys: stats.tls_without_keys,
             other_tcp_connections: stats.other_connections,
             skipped_packets: Skipped {
                 not_tcp: stats.not_tcp,
@@ -373,6 +410,7 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
     let mut pings: Vec<Ping> = Vec::new();
     // Unanswered PINGs by sender and opaque data, oldest first: an ACK answers the oldest.
     let mut waiting: HashMap<(Dir, [u8; 8]), VecDeque<usize>> = HashMap::new();
+    let mut inferred_waiting: [std::collections::VecDeque<usize>; 2] = Default::default();
     let mut goaways = Vec::new();
     let mut rst_streams = Vec::new();
     let mut settings = Vec::new();
@@ -380,6 +418,10 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
     let mut anomalies = Vec::new();
     let mut limits = Vec::new();
     let mut retransmission_times = Vec::new();
+    let mut tls_close = Sides {
+        client: None,
+        server: None,
+    };
     for e in &tl.events {
         let ts = secs(e.ts);
         match &e.kind {
@@ -392,10 +434,41 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                     ts,
                     from: role(e.dir),
                     ack: false,
-                    opaque: hex(opaque),
+                    opaque: Some(hex(opaque)),
                     acked_at: None,
                     rtt_ms: None,
+                    inferred: false,
+                    confidence: None,
                 });
+            }
+            EventKind::InferredPing { ack, confidence } => {
+                let answered = if *ack {
+                    inferred_waiting[e.dir.reverse().index()].pop_front()
+                } else {
+                    None
+                };
+                match answered {
+                    Some(i) => {
+                        let p = &mut pings[i];
+                        p.acked_at = Some(ts);
+                        p.rtt_ms = Some(((ts - p.ts) * 1e6).round() / 1e3);
+                    }
+                    None => {
+                        if !*ack {
+                            inferred_waiting[e.dir.index()].push_back(pings.len());
+                        }
+                        pings.push(Ping {
+                            ts,
+                            from: role(e.dir),
+                            ack: *ack,
+                            opaque: None,
+                            acked_at: None,
+                            rtt_ms: None,
+                            inferred: true,
+                            confidence: Some(*confidence as f64 / 100.0),
+                        });
+                    }
+                }
             }
             EventKind::Ping { ack: true, opaque } => {
                 let answered = waiting
@@ -411,9 +484,11 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                         ts,
                         from: role(e.dir),
                         ack: true,
-                        opaque: hex(opaque),
+                        opaque: Some(hex(opaque)),
                         acked_at: None,
                         rtt_ms: None,
+                        inferred: false,
+                        confidence: None,
                     }),
                 }
             }
@@ -485,6 +560,16 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
                 what: format!("{bytes} bytes missing from the capture"),
             }),
             EventKind::Retransmission => retransmission_times.push((ts, role(e.dir))),
+            EventKind::TlsClose => {
+                let slot = if tl.is_client(e.dir) {
+                    &mut tls_close.client
+                } else {
+                    &mut tls_close.server
+                };
+                slot.get_or_insert(ts);
+            }
+            // Reported through the verdict's evidence.
+            EventKind::InferredGoaway { .. } => {}
             EventKind::Syn { .. } | EventKind::Fin | EventKind::Preface => {}
         }
     }
@@ -535,6 +620,20 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
         http2: tl.http2.is_some(),
         tls: tl.tls,
         detection: tl.http2.map_or("none", |d| d.name()),
+        tls_session: tl.tls_info.as_ref().map(|t| TlsSession {
+            version: t.version.map(crate::tls::hello::version_name),
+            cipher: t.suite.map(crate::tls::crypto::suite_name),
+            alpn: t.alpn.clone(),
+            alpn_offered: t.alpn_offered.clone(),
+            server_name: t.server_name.clone(),
+            keys: t.keys.name(),
+            records: per_side(t.records),
+            decrypted: per_side(t.decrypted),
+            failed: per_side(t.failed),
+            key_updates: per_side(t.key_updates),
+            inferred_pings: t.inferred_pings,
+            close_notify: tls_close.clone(),
+        }),
         frames,
         pings,
         goaways,

@@ -425,7 +425,7 @@ fn events(c: &Connection) -> Vec<Event<'_>> {
                 ts: p.ts,
                 from: Some(p.from),
                 kind: "PING_ACK",
-                opaque: Some(&p.opaque),
+                opaque: p.opaque.as_deref(),
                 detail: Some(Cow::Borrowed("answers no PING in the capture")),
                 ..base()
             });
@@ -435,7 +435,7 @@ fn events(c: &Connection) -> Vec<Event<'_>> {
             ts: p.ts,
             from: Some(p.from),
             kind: "PING",
-            opaque: Some(&p.opaque),
+            opaque: p.opaque.as_deref(),
             rtt_ms: p.rtt_ms,
             detail: p
                 .acked_at
@@ -449,7 +449,7 @@ fn events(c: &Connection) -> Vec<Event<'_>> {
                 // The contract: an ACK answers a PING from the other side.
                 from: Some(other_side(p.from)),
                 kind: "PING_ACK",
-                opaque: Some(&p.opaque),
+                opaque: p.opaque.as_deref(),
                 rtt_ms: p.rtt_ms,
                 ..base()
             });
@@ -614,12 +614,20 @@ fn ping_columns<'a>() -> Vec<Column<PingRow<'a>>> {
         column("ts", Time, false, |r: &PingRow| Cell::Time(r.ping.ts)),
         column("from", Text, false, |r: &PingRow| text(r.ping.from)),
         column("ack", Bool, false, |r: &PingRow| Cell::Bool(r.ping.ack)),
-        column("opaque", Text, false, |r: &PingRow| text(&r.ping.opaque)),
+        column("opaque", Text, true, |r: &PingRow| {
+            opt_text(r.ping.opaque.as_deref())
+        }),
         column("acked_at", Time, true, |r: &PingRow| {
             opt(r.ping.acked_at, Cell::Time)
         }),
         column("rtt_ms", Float, true, |r: &PingRow| {
             opt(r.ping.rtt_ms, Cell::Float)
+        }),
+        column("inferred", Bool, false, |r: &PingRow| {
+            Cell::Bool(r.ping.inferred)
+        }),
+        column("confidence", Float, true, |r: &PingRow| {
+            opt(r.ping.confidence, Cell::Float)
         }),
     ]
 }

@@ -22,11 +22,13 @@ pub fn render(doc: &Document, verbose: bool) -> String {
         if doc.connections.len() == 1 { "" } else { "s" },
         doc.input.tcp_connections,
     );
-    if doc.input.tls_connections > 0 {
+    let i = &doc.input;
+    if i.tls_connections > 0 {
+        let other = i.tls_connections - i.tls_decrypted - i.tls_without_keys;
         let _ = writeln!(
             out,
-            "  {} TLS connection(s) not decrypted (no key log support yet)",
-            doc.input.tls_connections
+            "  TLS: {} connection(s): {} HTTP/2 decrypted, {} HTTP/2 without keys (PINGs inferred from record sizes), {} not HTTP/2",
+            i.tls_connections, i.tls_decrypted, i.tls_without_keys, other
         );
     }
     for w in &doc.input.warnings {
@@ -97,6 +99,30 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
         duration(c.end - c.start),
         end
     );
+
+    if let Some(t) = &c.tls_session {
+        let keys = match t.keys {
+            "decrypted" => format!(
+                "decrypted ({} + {} records)",
+                t.decrypted.client, t.decrypted.server
+            ),
+            "missing" => {
+                "no key for it in the key log: PINGs inferred from record sizes".to_string()
+            }
+            other => format!("keys {other}: PINGs inferred from record sizes"),
+        };
+        let _ = writeln!(
+            out,
+            "     tls      {} {} alpn {}{}, {}",
+            t.version.map_or("?".to_string(), |v| format!("TLS {v}")),
+            t.cipher.as_deref().unwrap_or("?"),
+            t.alpn.as_deref().unwrap_or("-"),
+            t.server_name
+                .as_deref()
+                .map_or(String::new(), |n| format!(" sni {}", clean(n))),
+            keys
+        );
+    }
 
     // Streams: count, the most common methods, gRPC statuses.
     let mut methods: BTreeMap<String, usize> = BTreeMap::new();
@@ -218,7 +244,14 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
         if !p.ack && p.acked_at.is_none() {
             events.push((
                 p.ts,
-                format!("{:<6}  PING {} never answered", p.from, p.opaque),
+                match &p.opaque {
+                    Some(o) => format!("{:<6}  PING {o} never answered", p.from),
+                    None => format!(
+                        "{:<6}  PING (inferred from a TLS record, confidence {:.1}) never answered",
+                        p.from,
+                        p.confidence.unwrap_or(0.0)
+                    ),
+                },
             ));
         }
     }
