@@ -19,6 +19,11 @@ const ANSWERED_NEXT: u8 = 90;
 const ANSWERED_LATER: u8 = 70;
 /// Never answered: a PING to a dead peer, or another 17-byte frame.
 const UNANSWERED: u8 = 40;
+/// A lone 17-byte record sent right after a bigger record from the other side, and not answered:
+/// the ACK of a PING that travelled with other frames (SETTINGS, WINDOW_UPDATE) in that record.
+const BUNDLED: u8 = 60;
+/// How soon after the other side's record such an ACK goes out.
+const BUNDLE_WINDOW_NS: i64 = 50_000_000;
 
 #[derive(Clone, Copy)]
 struct Candidate {
@@ -27,12 +32,16 @@ struct Candidate {
     event: Option<usize>,
     /// Records the other side sent since.
     answers_between: u32,
+    /// It went out right after a bigger record of the other side, sent at this time.
+    bundled: Option<Ts>,
 }
 
 #[derive(Default)]
 pub struct Inference {
     /// The last unanswered 17-byte record of each direction.
     pending: [Option<Candidate>; 2],
+    /// The last record of each direction: time and plaintext length.
+    last: [Option<(Ts, usize)>; 2],
     pub pings: u64,
 }
 
@@ -40,7 +49,15 @@ impl Inference {
     /// A protected record of `dir` whose plaintext is `plain` bytes long.
     pub fn record(&mut self, dir: Dir, ts: Ts, plain: usize, tl: &mut Timeline) {
         let (i, o) = (dir.index(), dir.reverse().index());
+        self.expire(ts, tl);
+        let previous = self.last[i];
+        self.last[i] = Some((ts, plain));
         if plain == PING_RECORD_PLAINTEXT {
+            // The other side's candidate, if it went out right after a bigger record of this side
+            // and other records came between, was an ACK of a PING bundled in that record.
+            if self.pending[o].is_some_and(|c| c.bundled.is_some() && c.answers_between > 0) {
+                self.settle(o, tl);
+            }
             if let Some(c) = self.pending[o].take() {
                 if ts.ns_since(c.ts) <= MAX_ACK_DELAY_NS {
                     let confidence = if c.answers_between == 0 {
@@ -70,18 +87,81 @@ impl Inference {
                 },
             );
             self.pings += 1;
+            // This side's first record after a bigger one of the other side, and soon after it.
+            let bundled = self.last[o].and_then(|(t, p)| {
+                let first = previous.is_none_or(|(own, _)| own <= t);
+                (p > PING_RECORD_PLAINTEXT && first && ts.ns_since(t) <= BUNDLE_WINDOW_NS)
+                    .then_some(t)
+            });
             self.pending[i] = Some(Candidate {
                 ts,
                 event: (tl.events.len() > before).then_some(before),
                 answers_between: 0,
+                bundled,
             });
             return;
         }
         if let Some(c) = &mut self.pending[o] {
             c.answers_between += 1;
-            if ts.ns_since(c.ts) > MAX_ACK_DELAY_NS {
-                self.pending[o] = None;
+        }
+    }
+
+    /// Candidates left unanswered for too long are settled: a lone record that followed a bigger
+    /// one of the other side was the ACK of a PING inside it; others stay unanswered PINGs.
+    fn expire(&mut self, now: Ts, tl: &mut Timeline) {
+        for i in 0..2 {
+            if self.pending[i].is_some_and(|c| now.ns_since(c.ts) > MAX_ACK_DELAY_NS) {
+                self.settle(i, tl);
             }
+        }
+    }
+
+    /// Ends the candidate of direction `i` without an answer.
+    fn settle(&mut self, i: usize, tl: &mut Timeline) {
+        {
+            let Some(c) = self.pending[i].take() else {
+                return;
+            };
+            let (Some(at), Some(e)) = (c.bundled, c.event.and_then(|n| tl.events.get_mut(n)))
+            else {
+                return;
+            };
+            let dir = e.dir;
+            let quiet = e.quiet_ns;
+            // The PING took the other side's record; this record is its ACK.
+            e.ts = at;
+            e.dir = dir.reverse();
+            e.quiet_ns = 0;
+            e.kind = EventKind::InferredPing {
+                ack: false,
+                confidence: BUNDLED,
+            };
+            tl.push_late(
+                c.ts,
+                dir,
+                EventKind::InferredPing {
+                    ack: true,
+                    confidence: BUNDLED,
+                },
+                quiet,
+            );
+        }
+    }
+
+    /// `dir` ends the TLS session: an unanswered 17-byte record just before was its GOAWAY.
+    pub fn closing(&mut self, dir: Dir, tl: &mut Timeline) {
+        let Some(c) = self.pending[dir.index()] else {
+            return;
+        };
+        if self.last[dir.index()].is_some_and(|(t, _)| t == c.ts) {
+            self.reinterpret(
+                dir,
+                c.ts,
+                EventKind::InferredGoaway {
+                    plaintext: PING_RECORD_PLAINTEXT as u32,
+                },
+                tl,
+            );
         }
     }
 
@@ -102,7 +182,8 @@ impl Inference {
         true
     }
 
-    pub fn finish(&mut self, _tl: &mut Timeline) {
+    pub fn finish(&mut self, tl: &mut Timeline) {
+        self.expire(Ts(i64::MAX), tl);
         self.pending = [None, None];
     }
 }

@@ -333,6 +333,7 @@ impl TlsConn {
         // TLS 1.2 shows an alert's type; TLS 1.3 hides it, but a 2-byte plaintext can only be an
         // alert (HTTP/2 frames have at least 9 bytes, handshake messages 4).
         if kind == ALERT || (tls13 && kind == APPLICATION_DATA && plain == 2) {
+            self.infer.closing(dir, tl);
             self.close_notify[dir.index()].get_or_insert(ts);
             tl.push(ts, dir, crate::timeline::EventKind::TlsClose);
             return;
