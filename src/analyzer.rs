@@ -190,6 +190,10 @@ impl Conn {
             }
         }
         self.proto = session.proto;
+        // Kept until the end of the run: give back what doubling growth left unused.
+        tl.events.shrink_to_fit();
+        tl.transport_idle.shrink_to_fit();
+        tl.stream_idle.shrink_to_fit();
     }
 
     /// The connection is over (or the capture is): decide roles, and hand back its timeline when it
@@ -252,7 +256,8 @@ pub struct Analyzer {
     cfg: Config,
     /// Boxed: the table rehashes as it grows, and should move pointers, not timelines.
     flows: FlowTable<Box<Conn>>,
-    done: Vec<(u64, Timeline)>,
+    /// HTTP/2 timelines of connections whose 4-tuple was reused (boxed: few, and moved twice).
+    done: Vec<(u64, Box<Timeline>)>,
     created: u64,
     pub stats: Stats,
 }
@@ -294,8 +299,8 @@ impl Analyzer {
         if let Some(conn) = self.flows.get_mut(&key) {
             if conn.reused_by(&seg) {
                 if let Some(old) = self.flows.remove(&key) {
-                    if let Some(done) = old.finish(&self.cfg, &mut self.stats) {
-                        self.done.push(done);
+                    if let Some((order, tl)) = old.finish(&self.cfg, &mut self.stats) {
+                        self.done.push((order, Box::new(tl)));
                     }
                 }
             }
@@ -336,23 +341,35 @@ impl Analyzer {
             visit(&mut conn.tl);
         }
         for (_, tl) in &mut self.done {
-            visit(tl);
+            visit(&mut **tl);
         }
     }
 
     /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
     /// first packet.
     pub fn finish(mut self) -> (Vec<Timeline>, Stats) {
-        let open: Vec<Box<Conn>> = self.flows.drain().map(|(_, c)| c).collect();
-        for conn in open {
-            if let Some(done) = conn.finish(&self.cfg, &mut self.stats) {
-                self.done.push(done);
+        // Pointers are sorted, then each connection is finished straight into the result and
+        // freed: tens of thousands of timelines are never held twice.
+        enum Ended {
+            Open(Box<Conn>),
+            Done(Box<Timeline>),
+        }
+        let mut all: Vec<(u64, Ended)> = Vec::with_capacity(self.flows.len() + self.done.len());
+        all.extend(self.flows.drain().map(|(_, c)| (c.order, Ended::Open(c))));
+        all.extend(self.done.drain(..).map(|(o, tl)| (o, Ended::Done(tl))));
+        // Orders are unique: creation counts.
+        all.sort_unstable_by_key(|(order, _)| *order);
+        let mut timelines = Vec::with_capacity(all.len());
+        for (_, ended) in all {
+            match ended {
+                Ended::Open(conn) => {
+                    if let Some((_, tl)) = conn.finish(&self.cfg, &mut self.stats) {
+                        timelines.push(tl);
+                    }
+                }
+                Ended::Done(tl) => timelines.push(*tl),
             }
         }
-        self.done.sort_by_key(|(order, _)| *order);
-        (
-            self.done.into_iter().map(|(_, tl)| tl).collect(),
-            self.stats,
-        )
+        (timelines, self.stats)
     }
 }
