@@ -296,30 +296,24 @@ impl Analyzer {
         };
         st.tcp_packets += 1;
         let key = FlowKey::new(seg.src, seg.dst);
+        // The common case, a packet of a known connection, costs one lookup.
         if let Some(conn) = self.flows.get_mut(&key) {
-            if conn.reused_by(&seg) {
-                if let Some(old) = self.flows.remove(&key) {
-                    if let Some((order, tl)) = old.finish(&self.cfg, &mut self.stats) {
-                        self.done.push((order, Box::new(tl)));
-                    }
+            if !conn.reused_by(&seg) {
+                conn.packet(p.ts, &seg);
+                return;
+            }
+            if let Some(old) = self.flows.remove(&key) {
+                if let Some((order, tl)) = old.finish(&self.cfg, &mut self.stats) {
+                    self.done.push((order, Box::new(tl)));
                 }
             }
         }
-        let conn = match self.flows.get_mut(&key) {
-            Some(c) => c,
-            None => {
-                let conn = Box::new(Conn::new(&seg, p.ts, &self.cfg, self.created));
-                self.created += 1;
-                match self.flows.insert(key, conn) {
-                    Some(c) => c,
-                    None => {
-                        self.stats.flows_refused = self.flows.refused;
-                        return;
-                    }
-                }
-            }
-        };
-        conn.packet(p.ts, &seg);
+        let conn = Box::new(Conn::new(&seg, p.ts, &self.cfg, self.created));
+        self.created += 1;
+        match self.flows.insert(key, conn) {
+            Some(conn) => conn.packet(p.ts, &seg),
+            None => self.stats.flows_refused = self.flows.refused,
+        }
     }
 
     /// Connections followed right now.

@@ -2,16 +2,41 @@
 //! both directions find the same entry. Its size is bounded by a named limit.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
 
 /// Limit `max_flows`: TCP connections tracked at once. New connections beyond it are counted and
 /// not followed.
 pub const MAX_FLOWS: usize = 500_000;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowKey {
     lo: SocketAddr,
     hi: SocketAddr,
+}
+
+/// The addresses and ports in one write: the derived hash made about ten small writes into
+/// SipHash per packet, a few percent of `analyze` in perf. Keys that are equal write the same
+/// bytes (flow info and scope id, always 0 from the wire, are left out).
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut buf = [0u8; 2 * (16 + 2)];
+        let mut len = 0;
+        for addr in [self.lo, self.hi] {
+            let mut put = |bytes: &[u8]| {
+                if let Some(slot) = buf.get_mut(len..len + bytes.len()) {
+                    slot.copy_from_slice(bytes);
+                    len += bytes.len();
+                }
+            };
+            match addr.ip() {
+                IpAddr::V4(ip) => put(&ip.octets()),
+                IpAddr::V6(ip) => put(&ip.octets()),
+            }
+            put(&addr.port().to_be_bytes());
+        }
+        state.write(&buf[..len]);
+    }
 }
 
 impl FlowKey {
