@@ -1,6 +1,8 @@
 //! The pipeline for one run: packets in (from files or, later, an interface), connection timelines
 //! out. It owns the flow table and moves each packet through wire → tcp → http2 → timeline.
 
+pub mod shards;
+
 use crate::capture::{Packet, Ts};
 use crate::http2::{Proto, Session};
 use crate::tcp::{Chunk, Dir, FlowKey, FlowTable, Reassembler, MAX_FLOWS};
@@ -48,7 +50,7 @@ struct Conn {
     proto: Proto,
     isn: [Option<u32>; 2],
     rst_seen: bool,
-    /// Creation order, for stable connection ids.
+    /// Number of the packet that opened it, for stable connection ids.
     order: u64,
 }
 
@@ -258,48 +260,82 @@ pub struct Analyzer {
     flows: FlowTable<Box<Conn>>,
     /// HTTP/2 timelines of connections whose 4-tuple was reused (boxed: few, and moved twice).
     done: Vec<(u64, Box<Timeline>)>,
-    created: u64,
     pub stats: Stats,
+}
+
+impl Stats {
+    /// Counts a packet and decodes its TCP segment, when it carries one.
+    pub fn packet<'a>(&mut self, p: &Packet<'a>) -> Option<Segment<'a>> {
+        self.packets += 1;
+        self.bytes += p.data.len() as u64;
+        self.first_ts.get_or_insert(p.ts);
+        match self.last_ts {
+            Some(last) if p.ts < last => self.time_went_backwards += 1,
+            _ => self.last_ts = Some(p.ts),
+        }
+        match wire::decode(p) {
+            Ok(seg) => Some(seg),
+            Err(skip) => {
+                match skip {
+                    Skip::NotTcp => self.not_tcp += 1,
+                    Skip::Malformed => self.malformed += 1,
+                    Skip::Fragment => self.fragments += 1,
+                    Skip::UnsupportedLink => self.unsupported_link += 1,
+                }
+                None
+            }
+        }
+    }
+
+    /// Adds the counts of another part of the same input (see [`Analyzer::finish_shards`]).
+    fn merge(&mut self, o: &Stats) {
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.first_ts = self.first_ts.into_iter().chain(o.first_ts).min();
+        self.last_ts = self.last_ts.into_iter().chain(o.last_ts).max();
+        self.time_went_backwards += o.time_went_backwards;
+        self.tcp_packets += o.tcp_packets;
+        self.not_tcp += o.not_tcp;
+        self.malformed += o.malformed;
+        self.fragments += o.fragments;
+        self.unsupported_link += o.unsupported_link;
+        self.tcp_connections += o.tcp_connections;
+        self.other_connections += o.other_connections;
+        self.tls_connections += o.tls_connections;
+        self.flows_refused += o.flows_refused;
+    }
 }
 
 impl Analyzer {
     pub fn new(cfg: Config) -> Analyzer {
+        Analyzer::with_max_flows(cfg, MAX_FLOWS)
+    }
+
+    /// An analyzer that follows at most `max_flows` connections at once (one of several shards).
+    pub fn with_max_flows(cfg: Config, max_flows: usize) -> Analyzer {
         Analyzer {
             cfg,
-            flows: FlowTable::new(MAX_FLOWS),
+            flows: FlowTable::new(max_flows),
             done: Vec::new(),
-            created: 0,
             stats: Stats::default(),
         }
     }
 
     pub fn packet(&mut self, p: &Packet<'_>) {
-        let st = &mut self.stats;
-        st.packets += 1;
-        st.bytes += p.data.len() as u64;
-        st.first_ts.get_or_insert(p.ts);
-        match st.last_ts {
-            Some(last) if p.ts < last => st.time_went_backwards += 1,
-            _ => st.last_ts = Some(p.ts),
+        if let Some(seg) = self.stats.packet(p) {
+            self.segment(self.stats.packets, p.ts, &seg);
         }
-        let seg = match wire::decode(p) {
-            Ok(seg) => seg,
-            Err(skip) => {
-                match skip {
-                    Skip::NotTcp => st.not_tcp += 1,
-                    Skip::Malformed => st.malformed += 1,
-                    Skip::Fragment => st.fragments += 1,
-                    Skip::UnsupportedLink => st.unsupported_link += 1,
-                }
-                return;
-            }
-        };
-        st.tcp_packets += 1;
+    }
+
+    /// A TCP segment from packet number `n` of the input (1-based; numbers only need to grow):
+    /// connections are reported in the order of the packets that opened them.
+    pub fn segment(&mut self, n: u64, ts: Ts, seg: &Segment<'_>) {
+        self.stats.tcp_packets += 1;
         let key = FlowKey::new(seg.src, seg.dst);
         // The common case, a packet of a known connection, costs one lookup.
         if let Some(conn) = self.flows.get_mut(&key) {
-            if !conn.reused_by(&seg) {
-                conn.packet(p.ts, &seg);
+            if !conn.reused_by(seg) {
+                conn.packet(ts, seg);
                 return;
             }
             if let Some(old) = self.flows.remove(&key) {
@@ -308,10 +344,9 @@ impl Analyzer {
                 }
             }
         }
-        let conn = Box::new(Conn::new(&seg, p.ts, &self.cfg, self.created));
-        self.created += 1;
+        let conn = Box::new(Conn::new(seg, ts, &self.cfg, n));
         match self.flows.insert(key, conn) {
-            Some(conn) => conn.packet(p.ts, &seg),
+            Some(conn) => conn.packet(ts, seg),
             None => self.stats.flows_refused = self.flows.refused,
         }
     }
@@ -341,29 +376,43 @@ impl Analyzer {
 
     /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
     /// first packet.
-    pub fn finish(mut self) -> (Vec<Timeline>, Stats) {
+    pub fn finish(self) -> (Vec<Timeline>, Stats) {
+        Analyzer::finish_shards(vec![self], Stats::default())
+    }
+
+    /// Ends a run whose connections were split over several analyzers by 4-tuple, each fed its
+    /// connections' segments in input order, numbered across the whole input. `stats` holds what
+    /// was counted outside them (packets that were no segment of theirs).
+    pub fn finish_shards(shards: Vec<Analyzer>, mut stats: Stats) -> (Vec<Timeline>, Stats) {
         // Pointers are sorted, then each connection is finished straight into the result and
         // freed: tens of thousands of timelines are never held twice.
         enum Ended {
             Open(Box<Conn>),
             Done(Box<Timeline>),
         }
-        let mut all: Vec<(u64, Ended)> = Vec::with_capacity(self.flows.len() + self.done.len());
-        all.extend(self.flows.drain().map(|(_, c)| (c.order, Ended::Open(c))));
-        all.extend(self.done.drain(..).map(|(o, tl)| (o, Ended::Done(tl))));
-        // Orders are unique: creation counts.
+        let Some(cfg) = shards.first().map(|a| a.cfg.clone()) else {
+            return (Vec::new(), stats);
+        };
+        let n: usize = shards.iter().map(|a| a.flows.len() + a.done.len()).sum();
+        let mut all: Vec<(u64, Ended)> = Vec::with_capacity(n);
+        for mut a in shards {
+            stats.merge(&a.stats);
+            all.extend(a.flows.drain().map(|(_, c)| (c.order, Ended::Open(c))));
+            all.extend(a.done.drain(..).map(|(o, tl)| (o, Ended::Done(tl))));
+        }
+        // Orders are unique: numbers of the packets that opened the connections.
         all.sort_unstable_by_key(|(order, _)| *order);
         let mut timelines = Vec::with_capacity(all.len());
         for (_, ended) in all {
             match ended {
                 Ended::Open(conn) => {
-                    if let Some((_, tl)) = conn.finish(&self.cfg, &mut self.stats) {
+                    if let Some((_, tl)) = conn.finish(&cfg, &mut stats) {
                         timelines.push(tl);
                     }
                 }
                 Ended::Done(tl) => timelines.push(*tl),
             }
         }
-        (timelines, self.stats)
+        (timelines, stats)
     }
 }

@@ -116,13 +116,34 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         }
     }
     let mut input = Merged::new(readers);
-    let mut analyzer = Analyzer::new(Config {
+    let cfg = Config {
         decode_as: args.common.decode_as.clone(),
-    });
+    };
     let mut progress = Progress::new(!args.common.quiet && io::stderr().is_terminal());
     // A pipe (`tcpdump -w - | h2keepalive analyze -`) may stay open for hours: say what is found
     // as it is found.
     let from_pipe = args.captures.iter().any(|c| c == "-");
+    // Files: connections split over threads, same result (analyzer::shards).
+    let threads = analyzer::shards::threads();
+    if !from_pipe && threads > 1 {
+        let tick = |input: &Merged, n| progress.update(input.progress(), n);
+        if let Some(result) = analyzer::shards::run(&mut input, &cfg, threads, tick) {
+            progress.clear();
+            let warnings = input
+                .take_warnings()
+                .iter()
+                .map(|w| w.to_string())
+                .collect();
+            return finish(
+                &args.common,
+                result,
+                args.captures.clone(),
+                warnings,
+                &catalogue,
+            );
+        }
+    }
+    let mut analyzer = Analyzer::new(cfg);
     let mut alerts = from_pipe.then(|| Alerts::new(&args.common));
     // Ctrl-C on `tcpdump ... | h2keepalive analyze -` reaches both: tcpdump ends and closes the pipe,
     // and this run must live to read the end of it and write the summary, not die with it.
@@ -167,7 +188,7 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     }
     finish(
         &args.common,
-        analyzer,
+        analyzer.finish(),
         args.captures.clone(),
         warnings,
         &catalogue,
@@ -282,18 +303,23 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
         Some(w) => format!("{} (live, saved to {w})", args.iface),
         None => format!("{} (live)", args.iface),
     };
-    finish(&args.common, analyzer, vec![name], warnings, &catalogue)
+    finish(
+        &args.common,
+        analyzer.finish(),
+        vec![name],
+        warnings,
+        &catalogue,
+    )
 }
 
 /// The end of a run, from files or an interface: diagnosis, the summary, the reports, the exit code.
 fn finish(
     common: &cli::CommonArgs,
-    analyzer: Analyzer,
+    (timelines, stats): (Vec<timeline::Timeline>, analyzer::Stats),
     files: Vec<String>,
     warnings: Vec<String>,
     catalogue: &diagnose::Catalogue,
 ) -> ExitCode {
-    let (timelines, stats) = analyzer.finish();
     let mut warnings = warnings;
     if stats.time_went_backwards > 0 {
         warnings.push(format!(

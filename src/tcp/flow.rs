@@ -15,11 +15,18 @@ pub struct FlowKey {
     hi: SocketAddr,
 }
 
-/// The addresses and ports in one write: the derived hash made about ten small writes into
-/// SipHash per packet, a few percent of `analyze` in perf. Keys that are equal write the same
-/// bytes (flow info and scope id, always 0 from the wire, are left out).
-impl Hash for FlowKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
+impl FlowKey {
+    pub fn new(x: SocketAddr, y: SocketAddr) -> FlowKey {
+        if x <= y {
+            FlowKey { lo: x, hi: y }
+        } else {
+            FlowKey { lo: y, hi: x }
+        }
+    }
+
+    /// Addresses and ports packed: the first `len` bytes of the array. Keys that are equal pack
+    /// the same bytes (flow info and scope id, always 0 from the wire, are left out).
+    fn packed(&self) -> ([u8; 2 * (16 + 2)], usize) {
         let mut buf = [0u8; 2 * (16 + 2)];
         let mut len = 0;
         for addr in [self.lo, self.hi] {
@@ -35,17 +42,27 @@ impl Hash for FlowKey {
             }
             put(&addr.port().to_be_bytes());
         }
-        state.write(&buf[..len]);
+        (buf, len)
+    }
+
+    /// Which of `n` shards follows this connection: the same for both directions and every run
+    /// (FNV-1a; a capture crafted to put every flow in one shard only makes the run slower).
+    pub fn shard(&self, n: usize) -> usize {
+        let (buf, len) = self.packed();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in buf.get(..len).unwrap_or(&[]) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % n.max(1) as u64) as usize
     }
 }
 
-impl FlowKey {
-    pub fn new(x: SocketAddr, y: SocketAddr) -> FlowKey {
-        if x <= y {
-            FlowKey { lo: x, hi: y }
-        } else {
-            FlowKey { lo: y, hi: x }
-        }
+/// The addresses and ports in one write: the derived hash made about ten small writes into
+/// SipHash per packet, a few percent of `analyze` in perf.
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (buf, len) = self.packed();
+        state.write(buf.get(..len).unwrap_or(&[]));
     }
 }
 
