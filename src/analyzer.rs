@@ -370,7 +370,7 @@ impl Analyzer {
             visit(&mut conn.tl);
         }
         for (_, tl) in &mut self.done {
-            visit(&mut **tl);
+            visit(tl);
         }
     }
 
