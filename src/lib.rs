@@ -364,6 +364,10 @@ fn finish(
         .findings
         .iter()
         .any(|f| f.severity == "warning" || f.severity == "error");
+    // The process ends now (main_with_args is all main does) and its memory goes back to the
+    // OS at once: freeing the report, the diagnosis and every timeline piece by piece took 4%
+    // of a run on the 300 MB bench capture.
+    std::mem::forget((doc, diagnosis, timelines));
     ExitCode::from(if problems { exit::FINDINGS } else { exit::OK })
 }
 
