@@ -2,8 +2,10 @@
 # Times `h2keepalive analyze --format json` on a large capture built from real traffic, next
 # to tshark on the same file, and prints both throughputs, their ratio and peak memory.
 #
-# usage: bench/run.sh [--size-mb N] [--keep] [--no-build] [--check]
+# usage: bench/run.sh [--size-mb N] [--scale-sizes "N ..."] [--keep] [--no-build] [--check]
 #   --size-mb N   size of the generated capture in MB (10^6 bytes), default 300
+#   --scale-sizes "N ..."  further capture sizes on which only h2keepalive runs, to show how its
+#                 peak RSS grows with the capture (default "100 600"; "" for none)
 #   --keep        keep the capture in bench/.cache/ afterwards (and reuse it next time);
 #                 by default it is deleted at the end of the run
 #   --no-build    do not run `cargo build --release`, use target/release/h2keepalive as is
@@ -12,6 +14,7 @@
 set -euo pipefail
 
 SIZE_MB=300
+SCALE_SIZES="100 600"
 KEEP=0
 BUILD=1
 CHECK=0
@@ -19,14 +22,19 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --size-mb) SIZE_MB="${2:?--size-mb needs a value}"; shift 2 ;;
     --size-mb=*) SIZE_MB="${1#*=}"; shift ;;
+    --scale-sizes) SCALE_SIZES="${2?--scale-sizes needs a value}"; shift 2 ;;
+    --scale-sizes=*) SCALE_SIZES="${1#*=}"; shift ;;
     --keep) KEEP=1; shift ;;
     --no-build) BUILD=0; shift ;;
     --check) CHECK=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$SIZE_MB" in ''|*[!0-9.]*) echo "run.sh: --size-mb wants a number, got '$SIZE_MB'" >&2; exit 2 ;; esac
+for s in $SCALE_SIZES; do
+  case "$s" in *[!0-9.]*) echo "run.sh: --scale-sizes wants numbers, got '$s'" >&2; exit 2 ;; esac
+done
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -34,7 +42,14 @@ CACHE="bench/.cache"
 CAP="$CACHE/big-${SIZE_MB}MB.pcap"
 BIN="${H2KEEPALIVE_BIN:-target/release/h2keepalive}"   # override for testing
 WORK="$(mktemp -d)"
-cleanup() { rm -rf "$WORK"; if [ "$KEEP" != 1 ]; then rm -f "$CAP" "$CAP.json" "$CAP.tmp"; fi; }
+CAPS=("$CAP")   # every capture this run may build (deleted at the end without --keep)
+for s in $SCALE_SIZES; do CAPS+=("$CACHE/big-${s}MB.pcap"); done
+cleanup() {
+  rm -rf "$WORK"
+  if [ "$KEEP" != 1 ]; then
+    for c in "${CAPS[@]}"; do rm -f "$c" "$c.json" "$c.tmp"; done
+  fi
+}
 trap cleanup EXIT
 mkdir -p "$CACHE"
 
@@ -65,18 +80,21 @@ HAVE_BIN=0
 if [ -x "$BIN" ]; then HAVE_BIN=1; else say "run.sh: $BIN not found: h2keepalive is not timed"; fi
 
 # ---- capture (rebuilt when missing or older than the generator or any source capture)
-stale=0
-if [ ! -s "$CAP" ] || [ ! -s "$CAP.json" ]; then
-  stale=1
-elif [ -n "$(find bench/make_big_capture.py captures -maxdepth 2 -newer "$CAP.json" \( -name '*.pcap*' -o -name 'MANIFEST.md' -o -name 'truth.json' -o -name 'make_big_capture.py' \) -print -quit 2>/dev/null)" ]; then
-  stale=1
-fi
-if [ "$stale" = 1 ]; then
-  say "building $CAP ..."
-  python3 bench/make_big_capture.py --size-mb "$SIZE_MB" --out "$CAP" >&2
-else
-  say "reusing $CAP"
-fi
+ensure_capture() {  # SIZE_MB PATH
+  local stale=0
+  if [ ! -s "$2" ] || [ ! -s "$2.json" ]; then
+    stale=1
+  elif [ -n "$(find bench/make_big_capture.py captures -maxdepth 2 -newer "$2.json" \( -name '*.pcap*' -o -name 'MANIFEST.md' -o -name 'truth.json' -o -name 'make_big_capture.py' \) -print -quit 2>/dev/null)" ]; then
+    stale=1
+  fi
+  if [ "$stale" = 1 ]; then
+    say "building $2 ..."
+    python3 bench/make_big_capture.py --size-mb "$1" --out "$2" >&2
+  else
+    say "reusing $2"
+  fi
+}
+ensure_capture "$SIZE_MB" "$CAP"
 if [ "$CHECK" = 1 ]; then
   python3 bench/check_capture.py "$CAP" >&2 || { say "run.sh: capture check failed"; exit 1; }
 fi
@@ -105,10 +123,33 @@ TS_RC=$?
 set -e
 [ "$TS_RC" = 0 ] || { say "run.sh: tshark exited with $TS_RC:"; grep -v 'Running as user' "$WORK/ts.err" | tail -n 5 >&2; }
 
+# ---- peak RSS as the capture grows (h2keepalive only; the main size is timed above)
+SCALE_CAPS=()
+if [ "$HAVE_BIN" = 1 ] && [ -n "$SCALE_SIZES" ]; then
+  for s in $SCALE_SIZES; do
+    c="$CACHE/big-${s}MB.pcap"
+    [ "$c" = "$CAP" ] && continue
+    ensure_capture "$s" "$c"
+    cat "$c" >/dev/null
+    say "timing: $BIN analyze --format json -q $c"
+    i=${#SCALE_CAPS[@]}
+    set +e
+    /usr/bin/time -v -o "$WORK/scale$i.time" "$BIN" analyze --format json -q "$c" >/dev/null 2>"$WORK/scale$i.err"
+    rc=$?
+    set -e
+    if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+      say "run.sh: h2keepalive exited with $rc on $c:"; tail -n 5 "$WORK/scale$i.err" >&2
+      rm -f "$WORK/scale$i.time"
+    fi
+    SCALE_CAPS+=("$c")
+  done
+fi
+
 # ---- report
-python3 - "$CAP" "$WORK" "$HAVE_BIN" "$H2_RC" "$TS_RC" <<'EOF'
+python3 - "$CAP" "$WORK" "$HAVE_BIN" "$H2_RC" "$TS_RC" "${SCALE_CAPS[@]}" <<'EOF'
 import json, os, re, sys
 cap, work, have_bin, h2_rc, ts_rc = sys.argv[1:6]
+scale_caps = sys.argv[6:]
 size = os.path.getsize(cap)
 info = json.load(open(cap + ".json"))
 
@@ -143,6 +184,24 @@ if h2 and ts:
           % (ts["wall"] / h2["wall"], h2["rss_kb"] / ts["rss_kb"]))
 else:
     print("ratio        n/a")
+# Peak RSS of h2keepalive by capture size, smallest first; "per MB" is the growth from the
+# previous size, which stays near 0 when memory does not grow with the capture.
+rows = [(size, info, h2)] if h2 else []
+for i, c in enumerate(scale_caps):
+    r = parse(os.path.join(work, "scale%d.time" % i))
+    if r:
+        rows.append((os.path.getsize(c), json.load(open(c + ".json")), r))
+rows.sort(key=lambda x: x[0])
+prev = None
+for sz, inf, r in rows:
+    growth = ""
+    if prev:
+        growth = "  +%.2f MB RSS per MB of capture" % (
+            (r["rss_kb"] - prev[1]["rss_kb"]) / 1024 / max((sz - prev[0]) / 1e6, 1e-9))
+    print("rss scaling  %8.1f MB capture, %6d TCP connections: %6.2f s wall %8.1f MB/s  peak RSS %8.1f MB%s"
+          % (sz / 1e6, inf.get("tcp_connections", 0), r["wall"], sz / 1e6 / r["wall"],
+             r["rss_kb"] / 1024, growth))
+    prev = (sz, r)
 EOF
 
 if [ "$KEEP" = 1 ]; then say "kept $CAP"; fi

@@ -117,11 +117,12 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
         }
     }
     let mut input = Merged::new(readers);
-    let mut analyzer = Analyzer::new(Config {
+    let cfg = Config {
         decode_as: args.common.decode_as.clone(),
-    });
+        keys: Default::default(),
+    };
     let mut warnings = Vec::new();
-    if let Err(e) = load_keylog(&args.common, &mut analyzer, &mut warnings) {
+    if let Err(e) = load_keylog(&args.common, &cfg.keys, &mut warnings) {
         eprintln!("h2keepalive: {e}");
         return ExitCode::from(exit::FATAL);
     }
@@ -129,6 +130,27 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     // A pipe (`tcpdump -w - | h2keepalive analyze -`) may stay open for hours: say what is found
     // as it is found.
     let from_pipe = args.captures.iter().any(|c| c == "-");
+    // Files: connections split over threads, same result (analyzer::shards).
+    let threads = analyzer::shards::threads();
+    if !from_pipe && threads > 1 {
+        let tick = |input: &Merged, n| progress.update(input.progress(), n);
+        if let Some(result) = analyzer::shards::run(&mut input, &cfg, threads, tick) {
+            progress.clear();
+            let warnings = input
+                .take_warnings()
+                .iter()
+                .map(|w| w.to_string())
+                .collect();
+            return finish(
+                &args.common,
+                result,
+                args.captures.clone(),
+                warnings,
+                &catalogue,
+            );
+        }
+    }
+    let mut analyzer = Analyzer::new(cfg);
     let mut alerts = from_pipe.then(|| Alerts::new(&args.common));
     // Ctrl-C on `tcpdump ... | h2keepalive analyze -` reaches both: tcpdump ends and closes the pipe,
     // and this run must live to read the end of it and write the summary, not die with it.
@@ -172,7 +194,7 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     }
     finish(
         &args.common,
-        analyzer,
+        analyzer.finish(),
         args.captures.clone(),
         warnings,
         &catalogue,
@@ -210,19 +232,21 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
         }
     }
     let status = !args.common.quiet && io::stderr().is_terminal();
-    let mut analyzer = Analyzer::new(Config {
+    let cfg = Config {
         decode_as: args.common.decode_as.clone(),
-    });
+        keys: Default::default(),
+    };
     let mut alerts = Alerts::new(&args.common);
     let mut warnings = Vec::new();
     // A client writing SSLKEYLOGFILE adds lines as it connects: the file is read again as it grows.
-    let mut keylog = match load_keylog(&args.common, &mut analyzer, &mut warnings) {
+    let mut keylog = match load_keylog(&args.common, &cfg.keys, &mut warnings) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("h2keepalive: {e}");
             return ExitCode::from(exit::FATAL);
         }
     };
+    let mut analyzer = Analyzer::new(cfg);
     let started = Instant::now();
     let mut last_check = Instant::now();
     let mut last_packet: Option<(capture::Ts, Instant)> = None;
@@ -302,14 +326,20 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
         Some(w) => format!("{} (live, saved to {w})", args.iface),
         None => format!("{} (live)", args.iface),
     };
-    finish(&args.common, analyzer, vec![name], warnings, &catalogue)
+    finish(
+        &args.common,
+        analyzer.finish(),
+        vec![name],
+        warnings,
+        &catalogue,
+    )
 }
 
 /// Reads `--keylog` into the analyzer; an unreadable file is an error, a file with nothing usable
 /// a warning.
 fn load_keylog(
     common: &cli::CommonArgs,
-    analyzer: &mut Analyzer,
+    keys: &tls::SharedKeys,
     warnings: &mut Vec<String>,
 ) -> Result<Option<tls::keylog::KeylogFile>, String> {
     let Some(path) = &common.keylog else {
@@ -319,17 +349,19 @@ fn load_keylog(
     let text = file
         .read_new()
         .map_err(|e| format!("cannot read key log {path}: {e}"))?;
-    analyzer.add_keylog(&text);
-    let k = analyzer.keylog();
-    if k.lines == 0 {
+    tls::keylog::add_shared(keys, &text);
+    let (lines, unusable) = {
+        let k = keys.read().unwrap_or_else(|e| e.into_inner());
+        (k.lines, k.unusable)
+    };
+    if lines == 0 {
         warnings.push(format!(
             "key log {path}: no usable line (expected NSS key log lines such as CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)"
         ));
-    } else if k.unusable > 0 {
+    } else if unusable > 0 {
         warnings.push(format!(
-            "key log {path}: {} of {} lines not usable",
-            k.unusable,
-            k.unusable + k.lines
+            "key log {path}: {unusable} of {} lines not usable",
+            unusable + lines
         ));
     }
     Ok(Some(file))
@@ -338,12 +370,11 @@ fn load_keylog(
 /// The end of a run, from files or an interface: diagnosis, the summary, the reports, the exit code.
 fn finish(
     common: &cli::CommonArgs,
-    analyzer: Analyzer,
+    (timelines, stats): (Vec<timeline::Timeline>, analyzer::Stats),
     files: Vec<String>,
     warnings: Vec<String>,
     catalogue: &diagnose::Catalogue,
 ) -> ExitCode {
-    let (timelines, stats) = analyzer.finish();
     let mut warnings = warnings;
     if stats.time_went_backwards > 0 {
         warnings.push(format!(
@@ -394,6 +425,10 @@ fn finish(
         .findings
         .iter()
         .any(|f| f.severity == "warning" || f.severity == "error");
+    // The process ends now (main_with_args is all main does) and its memory goes back to the
+    // OS at once: freeing the report, the diagnosis and every timeline piece by piece took 4%
+    // of a run on the 300 MB bench capture.
+    std::mem::forget((doc, diagnosis, timelines));
     ExitCode::from(if problems { exit::FINDINGS } else { exit::OK })
 }
 

@@ -429,7 +429,7 @@ impl Session {
         if let Some((req_ts, method, target)) = self.upgrade_request.take() {
             tl.streams.insert(
                 1,
-                Stream {
+                Box::new(Stream {
                     id: 1,
                     opened_by: Some(client),
                     opened: Some(req_ts),
@@ -441,7 +441,7 @@ impl Session {
                         [false, true]
                     },
                     ..Stream::default()
-                },
+                }),
             );
             tl.stream_opened(req_ts);
         }

@@ -3,6 +3,18 @@
 //! `RSA Session-ID:<hex> Master-Key:<hex>` form keyed by TLS 1.2 session id.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// The key log of a run, shared by the analyzer threads; lines from a Decryption Secrets Block are
+/// added while the capture is read.
+pub type SharedKeys = Arc<RwLock<KeyLog>>;
+
+/// Adds lines to a shared key log (a poisoned lock, after a panic elsewhere, is used as it is).
+pub fn add_shared(keys: &SharedKeys, text: &[u8]) {
+    let mut k = keys.write().unwrap_or_else(|e| e.into_inner());
+    k.add(text);
+    k.flush();
+}
 
 /// The secrets logged for one handshake (one client random).
 #[derive(Clone, Debug, Default)]

@@ -19,7 +19,7 @@ use crate::tcp::{Chunk, Dir};
 use crate::timeline::{Detection, Timeline, TlsInfo, TlsKeys};
 use crypto::{next_secret, OpenError, RecordKeys, Suite};
 use hello::{ClientHello, ServerHello};
-pub use keylog::KeyLog;
+pub use keylog::{KeyLog, SharedKeys};
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
 const ALERT: u8 = 21;
@@ -130,7 +130,7 @@ impl TlsConn {
         true
     }
 
-    pub fn chunk(&mut self, dir: Dir, chunk: Chunk<'_>, tl: &mut Timeline, keylog: &KeyLog) {
+    pub fn chunk(&mut self, dir: Dir, chunk: Chunk<'_>, tl: &mut Timeline, keylog: &SharedKeys) {
         match chunk {
             Chunk::Data { ts, bytes } => self.data(dir, ts, bytes, tl, keylog),
             Chunk::Gap { ts, len } => {
@@ -145,7 +145,7 @@ impl TlsConn {
         }
     }
 
-    fn data(&mut self, dir: Dir, ts: Ts, mut bytes: &[u8], tl: &mut Timeline, keylog: &KeyLog) {
+    fn data(&mut self, dir: Dir, ts: Ts, mut bytes: &[u8], tl: &mut Timeline, keylog: &SharedKeys) {
         let i = dir.index();
         while !bytes.is_empty() {
             let s = &mut self.sides[i];
@@ -270,7 +270,14 @@ impl TlsConn {
         }
     }
 
-    fn record(&mut self, dir: Dir, ts: Ts, record: &mut [u8], tl: &mut Timeline, keylog: &KeyLog) {
+    fn record(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        record: &mut [u8],
+        tl: &mut Timeline,
+        keylog: &SharedKeys,
+    ) {
         let i = dir.index();
         let (header, body) = record.split_at_mut(5);
         let header: [u8; 5] = [header[0], header[1], header[2], header[3], header[4]];
@@ -538,7 +545,8 @@ impl TlsConn {
     }
 
     /// Looks for the connection's secrets when the hellos are known and the key log has changed.
-    fn find_keys(&mut self, dir: Dir, keylog: &KeyLog) {
+    fn find_keys(&mut self, dir: Dir, keylog: &SharedKeys) {
+        let keylog = &*keylog.read().unwrap_or_else(|e| e.into_inner());
         let (Some(ch), Some(sh), Some(suite), Some(client)) = (
             &self.client_hello,
             &self.server_hello,
@@ -683,7 +691,7 @@ impl TlsConn {
 
     /// After a gap: finds the next record boundary in the bytes kept, and with keys, checks it by
     /// opening the record.
-    fn resync(&mut self, dir: Dir, ts: Ts, tl: &mut Timeline, keylog: &KeyLog) {
+    fn resync(&mut self, dir: Dir, ts: Ts, tl: &mut Timeline, keylog: &SharedKeys) {
         let i = dir.index();
         loop {
             let s = &mut self.sides[i];

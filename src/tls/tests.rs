@@ -42,7 +42,7 @@ fn server_records() -> Vec<u8> {
     .collect()
 }
 
-fn keylog(labels: &[&str]) -> KeyLog {
+fn keylog(labels: &[&str]) -> SharedKeys {
     let secrets = [
         (
             "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
@@ -67,7 +67,7 @@ fn keylog(labels: &[&str]) -> KeyLog {
             k.add(format!("{label} {CLIENT_RANDOM} {secret}\n").as_bytes());
         }
     }
-    k
+    SharedKeys::new(k.into())
 }
 
 fn timeline() -> Timeline {
@@ -77,7 +77,7 @@ fn timeline() -> Timeline {
 }
 
 /// Feeds both directions in pieces of `cut` bytes, in the order of the handshake.
-fn run(keys: &KeyLog, cut: usize) -> (TlsConn, Timeline) {
+fn run(keys: &SharedKeys, cut: usize) -> (TlsConn, Timeline) {
     let mut tls = TlsConn::new(true);
     let mut tl = timeline();
     let (c, s) = (client_records(), server_records());
@@ -152,7 +152,7 @@ fn rfc8448_with_only_the_application_secrets() {
 
 #[test]
 fn rfc8448_without_keys_is_missing_and_not_http2() {
-    let (tls, tl) = run(&KeyLog::default(), 50);
+    let (tls, tl) = run(&SharedKeys::default(), 50);
     let info = tl.tls_info.as_ref().unwrap();
     assert_eq!(info.keys, TlsKeys::Missing);
     assert_eq!(info.decrypted, [0, 0]);
@@ -166,7 +166,7 @@ fn wrong_keys_fail_and_are_reported() {
     for label in ["CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"] {
         keys.add(format!("{label} {CLIENT_RANDOM} {}\n", "11".repeat(32)).as_bytes());
     }
-    let (_, tl) = run(&keys, 50);
+    let (_, tl) = run(&SharedKeys::new(keys.into()), 50);
     let info = tl.tls_info.as_ref().unwrap();
     assert_eq!(info.keys, TlsKeys::Failed);
     assert_eq!(info.decrypted, [0, 0]);
