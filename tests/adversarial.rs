@@ -56,6 +56,7 @@ impl Run {
 
 /// Runs `h2keepalive analyze --format json -q <capture>` and reaps it with `wait4`, whose rusage is
 /// that child's alone (RUSAGE_CHILDREN would mix in the other tests' children).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std's Child does not know of
 fn analyze(capture: &Path) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_h2keepalive"))
         .args(["analyze", "--format", "json", "-q"])
@@ -510,7 +511,7 @@ fn truncated_and_corrupt_gzip_are_analysed_up_to_the_damage() {
         // through, not all, and that the warning says after which one it stopped.
         assert!(read > 0 && read < total, "{name}: {read} of {total}");
         let w = single_warning(&doc);
-        assert!(w.contains(&format!("input stopped at byte")), "{name}: {w}");
+        assert!(w.contains("input stopped at byte"), "{name}: {w}");
         assert!(w.contains(&format!("after packet {read}:")), "{name}: {w}");
         assert!(w.contains("gzip"), "{name}: {w}");
     }

@@ -393,7 +393,7 @@ mod tests {
     fn literals_reusing_a_large_name_hit_the_decoded_list_limit() {
         let mut d = BlockDecoder::new(true);
         let mut block = vec![0x40, 0x7f, 0xa1, 0x1e]; // incremental indexing, new name of 4000 (127 + 3873)
-        block.extend(std::iter::repeat(b'n').take(4000));
+        block.extend([b'n'; 4000]);
         block.push(0x00); // empty value
         let reps = MAX_DECODED_HEADER_LIST / 4000 + 10;
         for _ in 0..reps {
