@@ -228,18 +228,22 @@ impl Conn {
             let st = tcp[dir.index()].stats;
             tl.sides[dir.index()].retransmissions = st.retransmissions;
             tl.sides[dir.index()].gaps = st.gaps;
-            if st.limit_hits > 0 {
-                tl.push(
-                    end,
-                    dir,
-                    EventKind::Limit {
-                        name: "max_out_of_order_bytes",
-                        detail: format!(
-                            "{} holes declared lost to bound buffered out-of-order data",
-                            st.limit_hits
-                        ),
-                    },
-                );
+            for (name, hits) in [
+                ("max_out_of_order_bytes", st.limit_hits),
+                ("max_out_of_order_segments", st.segment_limit_hits),
+            ] {
+                if hits > 0 {
+                    tl.push(
+                        end,
+                        dir,
+                        EventKind::Limit {
+                            name,
+                            detail: format!(
+                                "{hits} holes declared lost to bound buffered out-of-order data"
+                            ),
+                        },
+                    );
+                }
             }
         }
         self.proto = match tls {

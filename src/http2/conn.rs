@@ -23,11 +23,18 @@ struct Block {
     continuations: u32,
     /// Some of the block was lost or exceeded the limit: it is not decoded.
     damaged: bool,
+    /// A limit was hit and reported: the block's further frames report it no more.
+    limited: bool,
+    /// Payload length the first frame (HEADERS or PUSH_PROMISE) declared.
+    declared: usize,
 }
 
 struct Side {
     hpack: BlockDecoder,
     block: Option<Block>,
+    /// SETTINGS_MAX_FRAME_SIZE that applies to this side's frames: the default until the peer's
+    /// SETTINGS says otherwise; unknown (not checked) when the connection's start is not captured.
+    max_frame_size: Option<u32>,
 }
 
 pub struct Connection {
@@ -47,6 +54,7 @@ impl Connection {
         let side = || Side {
             hpack: BlockDecoder::new(hpack_known),
             block: None,
+            max_frame_size: hpack_known.then_some(frame::DEFAULT_MAX_FRAME_SIZE),
         };
         Connection {
             sides: [side(), side()],
@@ -68,6 +76,18 @@ impl Connection {
         };
         let (ts, head) = (f.ts, f.head);
         tl.count_frame(head.kind, dir);
+        // §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR if a frame exceeds the size
+        // defined in SETTINGS_MAX_FRAME_SIZE". The framer never buffers such a frame; it is reported.
+        if let Some(max) = self.sides[dir.index()].max_frame_size {
+            if head.len > max {
+                let name = frame_name(head.kind);
+                let what = format!(
+                    "{name} frame of {} bytes exceeds SETTINGS_MAX_FRAME_SIZE {max} (FRAME_SIZE_ERROR)",
+                    head.len
+                );
+                tl.anomaly(ts, dir, what);
+            }
+        }
         // §6.10: "If the END_HEADERS flag is not set, this frame MUST be followed by another
         // CONTINUATION frame. A receiver MUST treat the receipt of any other type of frame or a
         // frame on a different stream as a connection error".
@@ -108,6 +128,8 @@ impl Connection {
                     bytes: h.fragment.to_vec(),
                     continuations: 0,
                     damaged: f.cut,
+                    limited: false,
+                    declared: head.len as usize,
                 };
                 self.block(dir, block, h.end_headers, ts, tl);
             }),
@@ -119,22 +141,23 @@ impl Connection {
                     bytes: p.fragment.to_vec(),
                     continuations: 0,
                     damaged: f.cut,
+                    limited: false,
+                    declared: head.len as usize,
                 };
                 self.block(dir, block, p.end_headers, ts, tl);
             }),
             kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
                 match self.sides[dir.index()].block.take() {
                     Some(mut block) => {
-                        block.continuations += 1;
+                        block.continuations = block.continuations.saturating_add(1);
                         block.damaged |= f.cut;
-                        if block.continuations > MAX_CONTINUATIONS || block.bytes.len() + c.fragment.len() > MAX_KEPT_HEADER_PAYLOAD {
-                            if !block.damaged {
-                                tl.push(ts, dir, EventKind::Limit {
-                                    name: "max_header_block",
-                                    detail: format!("header block of stream {} exceeds {} bytes or {} CONTINUATION frames", block.stream, MAX_KEPT_HEADER_PAYLOAD, MAX_CONTINUATIONS),
-                                });
-                            }
-                            block.damaged = true;
+                        let kept = block.bytes.len() + c.fragment.len();
+                        if block.continuations > MAX_CONTINUATIONS {
+                            limit_block(&mut block, "max_continuation_frames", ts, dir, tl);
+                        } else if head.len as usize > MAX_KEPT_HEADER_PAYLOAD
+                            || kept > MAX_KEPT_HEADER_PAYLOAD
+                        {
+                            limit_block(&mut block, "max_header_block", ts, dir, tl);
                         } else {
                             block.bytes.extend_from_slice(c.fragment);
                         }
@@ -163,6 +186,7 @@ impl Connection {
                 for &(id, value) in &s.params {
                     if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
                         effect.max_frame_size_for_peer = Some(value);
+                        self.sides[dir.reverse().index()].max_frame_size = Some(value);
                     }
                 }
                 tl.push(ts, dir, EventKind::Settings { ack: s.ack, params: s.params });
@@ -201,7 +225,12 @@ impl Connection {
     }
 
     /// Stores an unfinished block, or decodes a finished one.
-    fn block(&mut self, dir: Dir, block: Block, end_headers: bool, ts: Ts, tl: &mut Timeline) {
+    fn block(&mut self, dir: Dir, mut block: Block, end_headers: bool, ts: Ts, tl: &mut Timeline) {
+        // The framer keeps at most MAX_KEPT_HEADER_PAYLOAD bytes of a frame: a longer one arrives
+        // cut, and its block cannot be decoded.
+        if block.continuations == 0 && block.declared > MAX_KEPT_HEADER_PAYLOAD {
+            limit_block(&mut block, "max_header_block", ts, dir, tl);
+        }
         let side = &mut self.sides[dir.index()];
         if !end_headers {
             side.block = Some(block);
@@ -269,6 +298,19 @@ impl Connection {
             }
         }
     }
+}
+
+/// A header block crossed limit `name`: it is not decoded, and the limit is reported once per block.
+fn limit_block(block: &mut Block, name: &'static str, ts: Ts, dir: Dir, tl: &mut Timeline) {
+    if !block.limited {
+        let detail = format!(
+            "header block of stream {} exceeds {} bytes or {} CONTINUATION frames",
+            block.stream, MAX_KEPT_HEADER_PAYLOAD, MAX_CONTINUATIONS
+        );
+        tl.push(ts, dir, EventKind::Limit { name, detail });
+    }
+    block.limited = true;
+    block.damaged = true;
 }
 
 /// END_STREAM from `dir`: the stream closes once both sides have ended it.

@@ -224,13 +224,22 @@ impl BlockDecoder {
                     continue;
                 }
             }
-            // Indexed fields change nothing: past the limit they are skipped, not decoded.
-            if decoded_bytes > MAX_DECODED_HEADER_LIST {
-                if matches!(rep, Rep::Indexed { .. }) {
-                    trouble.limit = Some("max_decoded_header_list");
-                    fields.incomplete = true;
-                    continue;
-                }
+            // Indexed fields and literals without indexing change nothing in the table: past the
+            // limit they are skipped, not decoded. (A literal that reuses a large entry's name costs
+            // as much as an indexed field.)
+            if decoded_bytes > MAX_DECODED_HEADER_LIST
+                && matches!(
+                    rep,
+                    Rep::Indexed { .. }
+                        | Rep::Literal {
+                            indexing: false,
+                            ..
+                        }
+                )
+            {
+                trouble.limit = Some("max_decoded_header_list");
+                fields.incomplete = true;
+                continue;
             }
             // A static-table field changes no state: read directly, not copied out by the decoder
             // (on gRPC traffic most fields are; HPACK was a third of the packet loop in perf).
@@ -399,6 +408,27 @@ mod tests {
         let (f, _) = d.decode(&[0x44, 0x03, b'/', b'a', b'b', 0xbe]);
         assert_eq!(f.path.as_deref(), Some("/ab"));
         assert!(!f.incomplete, "entry 62 is now our own :path");
+    }
+
+    /// A 4000-byte name entered once, then reused by literals without indexing: each costs 4000
+    /// decoded bytes for 2 bytes of block.
+    #[test]
+    fn literals_reusing_a_large_name_hit_the_decoded_list_limit() {
+        let mut d = BlockDecoder::new(true);
+        let mut block = vec![0x40, 0x7f, 0xa1, 0x1e]; // incremental indexing, new name of 4000 (127 + 3873)
+        block.extend([b'n'; 4000]);
+        block.push(0x00); // empty value
+        let reps = MAX_DECODED_HEADER_LIST / 4000 + 10;
+        for _ in 0..reps {
+            block.extend_from_slice(&[0x0f, 0x2f, 0x00]); // without indexing, name index 62
+        }
+        let (f, t) = d.decode(&block);
+        assert_eq!(t.limit, Some("max_decoded_header_list"));
+        assert!(f.incomplete);
+        assert!(
+            d.state_known(),
+            "skipping table-neutral fields keeps the table"
+        );
     }
 
     #[test]

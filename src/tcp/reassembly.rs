@@ -38,8 +38,10 @@ pub struct Stats {
     /// Holes declared lost.
     pub gaps: u64,
     pub gap_bytes: u64,
-    /// Times a named limit forced a hole to be declared lost.
+    /// Times limit `max_out_of_order_bytes` forced a hole to be declared lost.
     pub limit_hits: u64,
+    /// Times limit `max_out_of_order_segments` forced a hole to be declared lost.
+    pub segment_limit_hits: u64,
     /// Segments dropped as too far from the stream to belong to it.
     pub out_of_window: u64,
 }
@@ -164,10 +166,11 @@ impl Reassembler {
         if let Some(old) = self.pending.insert(start, seg) {
             self.pending_bytes -= old.bytes.len();
         }
-        if self.pending_bytes > MAX_OUT_OF_ORDER_BYTES
-            || self.pending.len() > MAX_OUT_OF_ORDER_SEGMENTS
-        {
+        if self.pending_bytes > MAX_OUT_OF_ORDER_BYTES {
             self.stats.limit_hits += 1;
+            self.skip_hole(ts, out);
+        } else if self.pending.len() > MAX_OUT_OF_ORDER_SEGMENTS {
+            self.stats.segment_limit_hits += 1;
             self.skip_hole(ts, out);
         }
     }
@@ -372,5 +375,23 @@ mod tests {
         assert_eq!(gaps, 1);
         assert_eq!(r.stats.limit_hits, 1);
         assert!(r.pending_bytes < MAX_OUT_OF_ORDER_BYTES);
+    }
+
+    #[test]
+    fn limit_on_buffered_segments_forces_a_gap_and_is_told_apart() {
+        let mut r = Reassembler::default();
+        r.syn(0);
+        let mut gaps = 0;
+        // One-byte segments with a hole before each: none ever becomes contiguous.
+        for i in 0..(MAX_OUT_OF_ORDER_SEGMENTS as u32 + 1) {
+            r.segment(Ts(0), 2 + 2 * i, b"x", 1, &mut |c: Chunk<'_>| {
+                if matches!(c, Chunk::Gap { .. }) {
+                    gaps += 1
+                }
+            });
+        }
+        assert_eq!((r.stats.segment_limit_hits, r.stats.limit_hits), (1, 0));
+        assert_eq!(gaps, 1);
+        assert!(r.pending.len() <= MAX_OUT_OF_ORDER_SEGMENTS);
     }
 }
