@@ -69,6 +69,27 @@ fn inferred_pings_and_verdicts_against_the_decrypted_truth() {
         let name = truth["scenario"].as_str().unwrap();
         let capture = dir.join(truth["capture"].as_str().unwrap());
         let doc = util::analyze_json(&[capture.to_str().unwrap()]);
+        // A timeout on the path that kills idle flows (not an HTTP/2 idle timer, which counts
+        // streams the records do not show) is estimated from transport facts alone.
+        let transport_death = truth["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["cause"] == "idle_reset" || t["cause"] == "idle_blackhole");
+        let bracket = truth["timeout_bracket"]["timeout_s"].as_f64();
+        if let (Some(timeout), true) = (bracket, transport_death) {
+            let inside = doc["findings"].as_array().unwrap().iter().any(|f| {
+                let lo = f["estimate"]["timeout_low_s"].as_f64();
+                let hi = f["estimate"]["timeout_high_s"].as_f64();
+                lo.zip(hi)
+                    .is_some_and(|(lo, hi)| lo <= timeout && timeout <= hi)
+            });
+            if !inside {
+                problems.push(format!(
+                    "{name}: no finding brackets the {timeout} s timeout"
+                ));
+            }
+        }
         for t in truth["connections"].as_array().unwrap() {
             let Some(c) = doc["connections"]
                 .as_array()

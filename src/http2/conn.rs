@@ -104,107 +104,137 @@ impl Connection {
                 self.lost(dir);
             }
         }
-        let result: Result<(), FrameError> = match head.kind {
-            kind::DATA => frame::Data::parse(&head).map(|d| {
-                if let Some(s) = tl.stream(head.stream) {
-                    let new = s.opened.is_none() && s.closed.is_none();
-                    if new {
-                        s.opened = Some(ts);
-                        s.headers_incomplete = true;
-                    }
-                    if new {
-                        tl.stream_opened(ts);
-                    }
-                    if d.end_stream {
-                        end_stream(tl, head.stream, dir, ts);
-                    }
-                }
-            }),
-            kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
-                let block = Block {
-                    stream: head.stream,
-                    promised: None,
-                    end_stream: h.end_stream,
-                    bytes: h.fragment.to_vec(),
-                    continuations: 0,
-                    damaged: f.cut,
-                    limited: false,
-                    declared: head.len as usize,
-                };
-                self.block(dir, block, h.end_headers, ts, tl);
-            }),
-            kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
-                let block = Block {
-                    stream: head.stream,
-                    promised: Some(p.promised_stream),
-                    end_stream: false,
-                    bytes: p.fragment.to_vec(),
-                    continuations: 0,
-                    damaged: f.cut,
-                    limited: false,
-                    declared: head.len as usize,
-                };
-                self.block(dir, block, p.end_headers, ts, tl);
-            }),
-            kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
-                match self.sides[dir.index()].block.take() {
-                    Some(mut block) => {
-                        block.continuations = block.continuations.saturating_add(1);
-                        block.damaged |= f.cut;
-                        let kept = block.bytes.len() + c.fragment.len();
-                        if block.continuations > MAX_CONTINUATIONS {
-                            limit_block(&mut block, "max_continuation_frames", ts, dir, tl);
-                        } else if head.len as usize > MAX_KEPT_HEADER_PAYLOAD
-                            || kept > MAX_KEPT_HEADER_PAYLOAD
-                        {
-                            limit_block(&mut block, "max_header_block", ts, dir, tl);
-                        } else {
-                            block.bytes.extend_from_slice(c.fragment);
+        let result: Result<(), FrameError> =
+            match head.kind {
+                kind::DATA => frame::Data::parse(&head).map(|d| {
+                    if let Some(s) = tl.stream(head.stream) {
+                        let new = s.opened.is_none() && s.closed.is_none();
+                        if new {
+                            s.opened = Some(ts);
+                            s.headers_incomplete = true;
                         }
-                        self.block(dir, block, c.end_headers, ts, tl);
-                    }
-                    None => tl.anomaly(ts, dir, format!("CONTINUATION on stream {} without HEADERS", head.stream)),
-                }
-            }),
-            kind::PRIORITY => frame::Priority::parse(&head).map(|_| ()),
-            kind::RST_STREAM => frame::RstStream::parse(&head, f.payload).map(|r| {
-                tl.push(ts, dir, EventKind::RstStream { stream_id: head.stream, error_code: r.error_code });
-                if let Some(s) = tl.stream(head.stream) {
-                    if s.reset.is_none() {
-                        s.reset = Some((dir, r.error_code));
-                    }
-                    if s.closed.is_none() {
-                        let was_open = s.opened.is_some();
-                        s.closed = Some(ts);
-                        if was_open {
-                            tl.stream_closed(ts);
+                        if new {
+                            tl.stream_opened(ts);
+                        }
+                        if d.end_stream {
+                            end_stream(tl, head.stream, dir, ts);
                         }
                     }
-                }
-            }),
-            kind::SETTINGS => frame::Settings::parse(&head, f.payload).map(|s| {
-                for &(id, value) in &s.params {
-                    if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
-                        effect.max_frame_size_for_peer = Some(value);
-                        self.sides[dir.reverse().index()].max_frame_size = Some(value);
+                }),
+                kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
+                    let block = Block {
+                        stream: head.stream,
+                        promised: None,
+                        end_stream: h.end_stream,
+                        bytes: h.fragment.to_vec(),
+                        continuations: 0,
+                        damaged: f.cut,
+                        limited: false,
+                        declared: head.len as usize,
+                    };
+                    self.block(dir, block, h.end_headers, ts, tl);
+                }),
+                kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
+                    let block = Block {
+                        stream: head.stream,
+                        promised: Some(p.promised_stream),
+                        end_stream: false,
+                        bytes: p.fragment.to_vec(),
+                        continuations: 0,
+                        damaged: f.cut,
+                        limited: false,
+                        declared: head.len as usize,
+                    };
+                    self.block(dir, block, p.end_headers, ts, tl);
+                }),
+                kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
+                    match self.sides[dir.index()].block.take() {
+                        Some(mut block) => {
+                            block.continuations = block.continuations.saturating_add(1);
+                            block.damaged |= f.cut;
+                            let kept = block.bytes.len() + c.fragment.len();
+                            if block.continuations > MAX_CONTINUATIONS {
+                                limit_block(&mut block, "max_continuation_frames", ts, dir, tl);
+                            } else if head.len as usize > MAX_KEPT_HEADER_PAYLOAD
+                                || kept > MAX_KEPT_HEADER_PAYLOAD
+                            {
+                                limit_block(&mut block, "max_header_block", ts, dir, tl);
+                            } else {
+                                block.bytes.extend_from_slice(c.fragment);
+                            }
+                            self.block(dir, block, c.end_headers, ts, tl);
+                        }
+                        None => tl.anomaly(
+                            ts,
+                            dir,
+                            format!("CONTINUATION on stream {} without HEADERS", head.stream),
+                        ),
                     }
-                }
-                tl.push(ts, dir, EventKind::Settings { ack: s.ack, params: s.params });
-            }),
-            kind::PING => frame::Ping::parse(&head, f.payload).map(|p| {
-                tl.push(ts, dir, EventKind::Ping { ack: p.ack, opaque: p.opaque });
-            }),
-            kind::GOAWAY => frame::Goaway::parse(&head, f.payload).map(|g| {
-                tl.push(ts, dir, EventKind::Goaway {
-                    last_stream_id: g.last_stream_id,
-                    error_code: g.error_code,
-                    debug_data: g.debug_data.to_vec(),
-                });
-            }),
-            kind::WINDOW_UPDATE => frame::WindowUpdate::parse(&head, f.payload).map(|_| ()),
-            // §5.5: "Implementations MUST ignore and discard frames of unknown types."
-            _ => Ok(()),
-        };
+                }),
+                kind::PRIORITY => frame::Priority::parse(&head).map(|_| ()),
+                kind::RST_STREAM => frame::RstStream::parse(&head, f.payload).map(|r| {
+                    tl.push(
+                        ts,
+                        dir,
+                        EventKind::RstStream {
+                            stream_id: head.stream,
+                            error_code: r.error_code,
+                        },
+                    );
+                    if let Some(s) = tl.stream(head.stream) {
+                        if s.reset.is_none() {
+                            s.reset = Some((dir, r.error_code));
+                        }
+                        if s.closed.is_none() {
+                            let was_open = s.opened.is_some();
+                            s.closed = Some(ts);
+                            if was_open {
+                                tl.stream_closed(ts);
+                            }
+                        }
+                    }
+                }),
+                kind::SETTINGS => frame::Settings::parse(&head, f.payload).map(|s| {
+                    for &(id, value) in &s.params {
+                        if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
+                            effect.max_frame_size_for_peer = Some(value);
+                            self.sides[dir.reverse().index()].max_frame_size = Some(value);
+                        }
+                    }
+                    tl.push(
+                        ts,
+                        dir,
+                        EventKind::Settings {
+                            ack: s.ack,
+                            params: s.params,
+                        },
+                    );
+                }),
+                kind::PING => frame::Ping::parse(&head, f.payload).map(|p| {
+                    tl.push(
+                        ts,
+                        dir,
+                        EventKind::Ping {
+                            ack: p.ack,
+                            opaque: p.opaque,
+                        },
+                    );
+                }),
+                kind::GOAWAY => frame::Goaway::parse(&head, f.payload).map(|g| {
+                    tl.push(
+                        ts,
+                        dir,
+                        EventKind::Goaway {
+                            last_stream_id: g.last_stream_id,
+                            error_code: g.error_code,
+                            debug_data: g.debug_data.to_vec(),
+                        },
+                    );
+                }),
+                kind::WINDOW_UPDATE => frame::WindowUpdate::parse(&head, f.payload).map(|_| ()),
+                // §5.5: "Implementations MUST ignore and discard frames of unknown types."
+                _ => Ok(()),
+            };
         if let Err(e) = result {
             tl.anomaly(ts, dir, format!("{} frame: {e}", frame_name(head.kind)));
         }
