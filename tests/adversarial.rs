@@ -114,6 +114,15 @@ fn big(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Analyses one of the large captures, then deletes it (each is used by one test; together they
+/// are 50 MB of temp space per run).
+fn analyze_big(name: &str) -> Run {
+    let path = big(name);
+    let run = analyze(&path);
+    let _ = std::fs::remove_file(&path);
+    run
+}
+
 /// The only HTTP/2 connection of a document.
 fn only_connection(doc: &Value) -> &Value {
     let conns = doc["connections"].as_array().unwrap();
@@ -154,7 +163,7 @@ const MAX_OUT_OF_ORDER_SEGMENTS: u64 = 4096;
 #[test]
 fn syn_flood_beyond_max_flows_is_refused_and_reported() {
     // make.py syn_flood: 2 * MAX_FLOWS SYNs, each on its own 4-tuple.
-    let run = analyze(&big("syn-flood.pcap"));
+    let run = analyze_big("syn-flood.pcap");
     run.assert_analysed("syn flood");
     let refused = 2 * MAX_FLOWS - MAX_FLOWS;
     let doc = run.json();
@@ -185,7 +194,7 @@ fn endless_out_of_order_segments_hit_max_out_of_order_segments() {
     // make.py ooo_segments: MAX_OUT_OF_ORDER_SEGMENTS + 1000 one-byte segments, a hole before each.
     // The table fills at segment 4097; from then each new segment forces one hole to be declared
     // lost: 1000 times.
-    let run = analyze(&big("ooo-segments.pcap"));
+    let run = analyze_big("ooo-segments.pcap");
     run.assert_analysed("out-of-order segments");
     let conn = &only_connection(&run.json()).clone();
     let expected = format!("max_out_of_order_segments: {} holes declared lost", 1000);
@@ -205,7 +214,7 @@ fn endless_out_of_order_segments_hit_max_out_of_order_segments() {
 fn out_of_order_bytes_beyond_the_limit_hit_max_out_of_order_bytes() {
     // make.py ooo_bytes: 80 segments of 60000 bytes past a one-byte hole; the 70th takes the buffer
     // past 4 MiB, the hole is declared lost once, and the rest arrives in order.
-    let run = analyze(&big("ooo-bytes.pcap"));
+    let run = analyze_big("ooo-bytes.pcap");
     run.assert_analysed("out-of-order bytes");
     let conn = &only_connection(&run.json()).clone();
     assert!(
@@ -306,7 +315,7 @@ fn frame_declaring_16_mb_is_skipped_and_reported() {
 fn header_block_of_16_mb_hits_max_header_block() {
     // make.py header_block_16mb: a HEADERS frame of 2^24 - 1 bytes, all captured, then a request on
     // stream 3. The block is not kept whole (256 KiB at most), stream 3 is decoded.
-    let run = analyze(&big("header-block-16mb.pcap"));
+    let run = analyze_big("header-block-16mb.pcap");
     run.assert_analysed("16 MB header block");
     let conn = &only_connection(&run.json()).clone();
     assert!(
