@@ -140,6 +140,15 @@ fn limits(conn: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The connection reported a limit whose note starts with `prefix`.
+fn assert_limit(conn: &Value, prefix: &str, what: &str) {
+    let l = limits(conn);
+    assert!(
+        l.iter().any(|l| l.starts_with(prefix)),
+        "{what}: no {prefix:?} in {l:?}"
+    );
+}
+
 fn anomalies(conn: &Value) -> Vec<String> {
     conn["anomalies"]
         .as_array()
@@ -158,7 +167,6 @@ const SMALL_BOUND_MB: i64 = 200;
 
 // Limits as make.py crosses them (src/tcp/flow.rs, src/tcp/reassembly.rs, src/http2/conn.rs).
 const MAX_FLOWS: u64 = 500_000;
-const MAX_OUT_OF_ORDER_SEGMENTS: u64 = 4096;
 
 #[test]
 fn syn_flood_beyond_max_flows_is_refused_and_reported() {
@@ -191,22 +199,21 @@ fn syn_flood_beyond_max_flows_is_refused_and_reported() {
 
 #[test]
 fn endless_out_of_order_segments_hit_max_out_of_order_segments() {
-    // make.py ooo_segments: MAX_OUT_OF_ORDER_SEGMENTS + 1000 one-byte segments, a hole before each.
+    // make.py ooo_segments: max_out_of_order_segments (4096) + 1000 one-byte segments, a hole before each.
     // The table fills at segment 4097; from then each new segment forces one hole to be declared
     // lost: 1000 times.
     let run = analyze_big("ooo-segments.pcap");
     run.assert_analysed("out-of-order segments");
-    let conn = &only_connection(&run.json()).clone();
-    let expected = format!("max_out_of_order_segments: {} holes declared lost", 1000);
-    assert!(
-        limits(conn).iter().any(|l| l.starts_with(&expected)),
-        "{:?}",
-        limits(conn)
+    let doc = run.json();
+    let conn = only_connection(&doc);
+    assert_limit(
+        conn,
+        "max_out_of_order_segments: 1000 holes declared lost",
+        "segments",
     );
     assert!(!limits(conn)
         .iter()
         .any(|l| l.starts_with("max_out_of_order_bytes")));
-    let _ = MAX_OUT_OF_ORDER_SEGMENTS;
     run.assert_memory_below("out-of-order segments", SMALL_BOUND_MB);
 }
 
@@ -216,13 +223,12 @@ fn out_of_order_bytes_beyond_the_limit_hit_max_out_of_order_bytes() {
     // past 4 MiB, the hole is declared lost once, and the rest arrives in order.
     let run = analyze_big("ooo-bytes.pcap");
     run.assert_analysed("out-of-order bytes");
-    let conn = &only_connection(&run.json()).clone();
-    assert!(
-        limits(conn)
-            .iter()
-            .any(|l| l.starts_with("max_out_of_order_bytes: 1 holes declared lost")),
-        "{:?}",
-        limits(conn)
+    let doc = run.json();
+    let conn = only_connection(&doc);
+    assert_limit(
+        conn,
+        "max_out_of_order_bytes: 1 holes declared lost",
+        "limit",
     );
     run.assert_memory_below("out-of-order bytes", SMALL_BOUND_MB);
 }
@@ -233,7 +239,8 @@ fn endless_continuation_chain_hits_max_continuation_frames() {
     // server's GOAWAY.
     let run = analyze(&small("continuation-flood.pcap"));
     run.assert_analysed("continuation flood");
-    let conn = &only_connection(&run.json()).clone();
+    let doc = run.json();
+    let conn = only_connection(&doc);
     let l = limits(conn);
     assert!(
         l.iter()
@@ -250,14 +257,9 @@ fn endless_continuation_chain_hits_max_continuation_frames() {
 fn hpack_table_size_update_beyond_the_limit_is_reported() {
     let run = analyze(&small("hpack-table-size.pcap"));
     run.assert_analysed("table size update");
-    let conn = &only_connection(&run.json()).clone();
-    assert!(
-        limits(conn)
-            .iter()
-            .any(|l| l.starts_with("hpack_table_size: header block of stream 1")),
-        "{:?}",
-        limits(conn)
-    );
+    let doc = run.json();
+    let conn = only_connection(&doc);
+    assert_limit(conn, "hpack_table_size: header block of stream 1", "limit");
     run.assert_memory_below("table size update", SMALL_BOUND_MB);
 }
 
@@ -271,12 +273,10 @@ fn hpack_bombs_hit_max_decoded_header_list() {
         run.assert_analysed(name);
         let doc = run.json();
         let conn = only_connection(&doc);
-        assert!(
-            limits(conn)
-                .iter()
-                .any(|l| l.starts_with("max_decoded_header_list: header block of stream 3")),
-            "{name}: {:?}",
-            limits(conn)
+        assert_limit(
+            conn,
+            "max_decoded_header_list: header block of stream 3",
+            name,
         );
         let s3 = conn["streams"]
             .as_array()
@@ -294,7 +294,8 @@ fn frame_declaring_16_mb_is_skipped_and_reported() {
     // make.py frame_16mb: a DATA frame of 2^24 - 1 bytes where 16384 is allowed, then a PING.
     let run = analyze(&small("frame-16mb.pcap"));
     run.assert_analysed("16 MB frame");
-    let conn = &only_connection(&run.json()).clone();
+    let doc = run.json();
+    let conn = only_connection(&doc);
     let a = anomalies(conn);
     assert!(
         a.iter()
@@ -317,14 +318,9 @@ fn header_block_of_16_mb_hits_max_header_block() {
     // stream 3. The block is not kept whole (256 KiB at most), stream 3 is decoded.
     let run = analyze_big("header-block-16mb.pcap");
     run.assert_analysed("16 MB header block");
-    let conn = &only_connection(&run.json()).clone();
-    assert!(
-        limits(conn)
-            .iter()
-            .any(|l| l.starts_with("max_header_block: header block of stream 1")),
-        "{:?}",
-        limits(conn)
-    );
+    let doc = run.json();
+    let conn = only_connection(&doc);
+    assert_limit(conn, "max_header_block: header block of stream 1", "limit");
     assert!(anomalies(conn)
         .iter()
         .any(|a| a.contains("HEADERS frame of 16777215 bytes")));
@@ -343,7 +339,8 @@ fn header_block_of_16_mb_hits_max_header_block() {
 fn stream_ids_near_2_pow_31_are_ordinary_streams() {
     let run = analyze(&small("stream-ids-near-2-31.pcap"));
     run.assert_analysed("stream ids near 2^31");
-    let conn = &only_connection(&run.json()).clone();
+    let doc = run.json();
+    let conn = only_connection(&doc);
     let max = (1u64 << 31) - 1;
     let ids: Vec<u64> = conn["streams"]
         .as_array()
