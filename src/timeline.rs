@@ -320,16 +320,7 @@ impl Timeline {
     }
 
     pub fn push(&mut self, ts: Ts, dir: Dir, kind: EventKind) {
-        if self.events.len() >= MAX_EVENTS {
-            self.events_dropped += 1;
-            return;
-        }
-        self.events.push(Event {
-            ts,
-            dir,
-            kind,
-            quiet_ns: self.quiet_ns,
-        });
+        self.push_late(ts, dir, kind, self.quiet_ns);
     }
 
     /// Silence before the packet being processed.

@@ -113,6 +113,20 @@ pub struct Facts<'a> {
     pub end: Option<End>,
 }
 
+/// One end candidate per role from a (time, silence before it) slot per role.
+fn per_role(slots: [Option<(Ts, i64)>; 2], kind: EndKind) -> impl Iterator<Item = End> {
+    [Role::Client, Role::Server]
+        .into_iter()
+        .filter_map(move |r| {
+            slots[r.index()].map(|(ts, quiet_ns)| End {
+                ts,
+                from: r,
+                kind,
+                quiet_ns,
+            })
+        })
+}
+
 impl<'a> Facts<'a> {
     pub fn new(tl: &'a Timeline) -> Facts<'a> {
         let client_dir = tl.client_dir.unwrap_or(Dir::AtoB);
@@ -245,30 +259,13 @@ impl<'a> Facts<'a> {
                 kind: EndKind::Rst,
                 quiet_ns: r.quiet_ns,
             }))
-            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
-                f.fins[r.index()].map(|(ts, quiet_ns)| End {
-                    ts,
-                    from: r,
-                    kind: EndKind::Fin,
-                    quiet_ns,
-                })
-            }))
-            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
-                f.inferred_goaways[r.index()].map(|(ts, quiet_ns, _)| End {
-                    ts,
-                    from: r,
-                    kind: EndKind::InferredGoaway,
-                    quiet_ns,
-                })
-            }))
-            .chain([Role::Client, Role::Server].iter().filter_map(|&r| {
-                f.tls_closes[r.index()].map(|(ts, quiet_ns)| End {
-                    ts,
-                    from: r,
-                    kind: EndKind::TlsClose,
-                    quiet_ns,
-                })
-            }));
+            .chain(per_role(f.fins, EndKind::Fin))
+            .chain(per_role(
+                f.inferred_goaways
+                    .map(|g| g.map(|(ts, quiet, _)| (ts, quiet))),
+                EndKind::InferredGoaway,
+            ))
+            .chain(per_role(f.tls_closes, EndKind::TlsClose));
         // Earliest first; at the same instant a GOAWAY precedes the FIN or RST it announces.
         f.end = candidates.min_by_key(|e| (e.ts, e.kind as u8));
         f

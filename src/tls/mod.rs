@@ -193,7 +193,7 @@ impl TlsConn {
                 let body = u16::from_be_bytes([s.buf[3], s.buf[4]]) as usize;
                 let kind = s.buf[0];
                 if s.encrypted {
-                    self.find_keys(dir, keylog);
+                    self.find_keys(keylog);
                 }
                 if !self.needs_body(dir, kind) {
                     let s = &mut self.sides[i];
@@ -215,7 +215,7 @@ impl TlsConn {
             bytes = &bytes[n..];
             if s.buf.len() == 5 + body {
                 let mut record = std::mem::take(&mut s.buf);
-                self.record(dir, ts, &mut record, tl, keylog);
+                self.record(dir, ts, &mut record, tl);
                 record.clear();
                 let s = &mut self.sides[i];
                 if s.buf.is_empty() && !s.lost {
@@ -270,14 +270,7 @@ impl TlsConn {
         }
     }
 
-    fn record(
-        &mut self,
-        dir: Dir,
-        ts: Ts,
-        record: &mut [u8],
-        tl: &mut Timeline,
-        keylog: &SharedKeys,
-    ) {
+    fn record(&mut self, dir: Dir, ts: Ts, record: &mut [u8], tl: &mut Timeline) {
         let i = dir.index();
         let (header, body) = record.split_at_mut(5);
         let header: [u8; 5] = [header[0], header[1], header[2], header[3], header[4]];
@@ -292,7 +285,6 @@ impl TlsConn {
             return;
         }
         self.sides[i].protected_records += 1;
-        self.find_keys(dir, keylog);
         if self.sides[i].keys.current.is_none() && self.sides[i].keys.next.is_none() {
             if let Some(suite) = self.suite {
                 let plain = body.len().saturating_sub(suite.overhead());
@@ -545,7 +537,11 @@ impl TlsConn {
     }
 
     /// Looks for the connection's secrets when the hellos are known and the key log has changed.
-    fn find_keys(&mut self, dir: Dir, keylog: &SharedKeys) {
+    /// Called when a protected record's header is read, before the record is counted.
+    fn find_keys(&mut self, keylog: &SharedKeys) {
+        if matches!(self.keys, TlsKeys::Found | TlsKeys::Unsupported) {
+            return;
+        }
         let keylog = &*keylog.read().unwrap_or_else(|e| e.into_inner());
         let (Some(ch), Some(sh), Some(suite), Some(client)) = (
             &self.client_hello,
@@ -555,9 +551,7 @@ impl TlsConn {
         ) else {
             return;
         };
-        if matches!(self.keys, TlsKeys::Found | TlsKeys::Unsupported)
-            || self.looked_up == Some(keylog.generation())
-        {
+        if self.looked_up == Some(keylog.generation()) {
             return;
         }
         self.looked_up = Some(keylog.generation());
@@ -573,7 +567,7 @@ impl TlsConn {
             ] {
                 // Keys that arrive after the handshake records went by start at the application
                 // secret, at a sequence number found by trial.
-                let late = self.sides[side].protected_records > 1;
+                let late = self.sides[side].protected_records > 0;
                 let keys = &mut self.sides[side].keys;
                 if let (Some(hs), false) = (hs, late) {
                     keys.current = RecordKeys::tls13(suite, hs);
@@ -606,14 +600,8 @@ impl TlsConn {
             };
             if let Some((ck, sk)) = RecordKeys::tls12(suite, master, &ch.random, &sh.random) {
                 for (side, mut k) in [(c, ck), (s, sk)] {
-                    // Records already passed while keys were missing still count; the record
-                    // being read, if any, is this side's latest.
-                    let seen = self.sides[side].protected_records;
-                    k.seq = if side == dir.index() {
-                        seen.saturating_sub(1)
-                    } else {
-                        seen
-                    };
+                    // Records already passed while keys were missing still count.
+                    k.seq = self.sides[side].protected_records;
                     self.sides[side].keys.current = Some(k);
                 }
                 self.keys = TlsKeys::Found;
