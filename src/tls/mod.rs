@@ -694,10 +694,12 @@ impl TlsConn {
             if s.buf.len() < 5 + body {
                 return;
             }
-            let has_keys = s.keys.current.is_some();
-            if !has_keys {
-                // Without keys a plausible header is taken as the boundary.
+            if s.keys.current.is_none() {
+                // Without keys a plausible header is taken as the boundary: the bytes from it on
+                // go through the normal path.
                 s.lost = false;
+                let rest = std::mem::take(&mut s.buf);
+                self.data(dir, ts, &rest, tl, keylog);
                 return;
             }
             let mut record: Vec<u8> = s.buf.drain(..5 + body).collect();

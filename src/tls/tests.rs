@@ -231,3 +231,90 @@ fn a_gap_inside_a_record_resyncs_on_the_next() {
     // under the application keys reached through the missed Finished).
     assert_eq!(info.decrypted[0], 1, "{info:?}");
 }
+
+/// Replays input in the layout of the `tls` fuzz target (fuzz/fuzz_targets/streams.rs).
+fn replay(data: &[u8], keys: &SharedKeys) -> (TlsConn, Timeline) {
+    let (&cfg, mut rest) = data.split_first().unwrap();
+    let mut tls = TlsConn::new(cfg & 1 == 1);
+    let mut tl = timeline();
+    let mut ts = Ts(0);
+    while rest.len() >= 3 {
+        let len = u16::from_le_bytes([rest[1], rest[2]]) as usize;
+        let (head, more) = (rest[0], &rest[3..]);
+        let dir = if head & 1 == 0 { Dir::AtoB } else { Dir::BtoA };
+        ts = ts.add_ns(1_000_000);
+        if head & 2 != 0 {
+            tls.chunk(
+                dir,
+                Chunk::Gap {
+                    ts,
+                    len: len as u64,
+                },
+                &mut tl,
+                keys,
+            );
+            rest = more;
+        } else {
+            let (bytes, after) = more.split_at(len.min(more.len()));
+            tls.chunk(dir, Chunk::Data { ts, bytes }, &mut tl, keys);
+            rest = after;
+        }
+    }
+    tls.finish(ts, &mut tl);
+    (tls, tl)
+}
+
+/// Found by `cargo fuzz run tls`: after a gap, without keys, the boundary search kept every byte
+/// after the record it found in the record buffer, and the next read computed a negative length
+/// (a panic in debug builds, an ever-growing buffer in release).
+#[test]
+fn resync_without_keys_keeps_only_the_record_found() {
+    let data = include_bytes!("testdata/fuzz-resync-without-keys.bin");
+    let (_, tl) = replay(data, &SharedKeys::default());
+    assert!(tl.tls_info.is_some());
+}
+
+#[test]
+fn a_gap_without_keys_resyncs_on_the_next_records() {
+    let (c, s) = (client_records(), server_records());
+    let keys = SharedKeys::default();
+    let mut tls = TlsConn::new(true);
+    let mut tl = timeline();
+    let c_hello = 5 + 0xc4;
+    let s_flight = 5 + 0x5a + 5 + 0x2a2;
+    tls.chunk(
+        Dir::AtoB,
+        Chunk::Data {
+            ts: Ts(1),
+            bytes: &c[..c_hello],
+        },
+        &mut tl,
+        &keys,
+    );
+    tls.chunk(
+        Dir::BtoA,
+        Chunk::Data {
+            ts: Ts(2),
+            bytes: &s[..s_flight],
+        },
+        &mut tl,
+        &keys,
+    );
+    // 30 bytes into the client's Finished are lost; the rest (its tail, the data record and the
+    // alert) arrives in one piece.
+    let lost_to = c_hello + 30;
+    tls.chunk(Dir::AtoB, Chunk::Gap { ts: Ts(3), len: 30 }, &mut tl, &keys);
+    tls.chunk(
+        Dir::AtoB,
+        Chunk::Data {
+            ts: Ts(3),
+            bytes: &c[lost_to..],
+        },
+        &mut tl,
+        &keys,
+    );
+    tls.finish(Ts(4), &mut tl);
+    let info = tl.tls_info.as_ref().unwrap();
+    // ClientHello, then the data record and the alert found after the gap.
+    assert_eq!(info.records[0], 3, "{info:?}");
+}
