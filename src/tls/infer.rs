@@ -77,6 +77,8 @@ impl Inference {
                     return;
                 }
             }
+            // A new candidate from this side: the previous one went unanswered.
+            self.settle(i, tl);
             let before = tl.events.len();
             tl.push(
                 ts,
