@@ -411,6 +411,12 @@ impl Timeline {
                 );
             }
         }
+        if self.http2 == Some(Detection::TlsAlpn) {
+            // Streams are not visible in records that were not decrypted: no stream was seen
+            // open, which does not make the connection stream-idle.
+            self.stream_idle.clear();
+            self.max_stream_idle = None;
+        }
         self.events.sort_by_key(|e| e.ts);
     }
 

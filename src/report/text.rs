@@ -25,11 +25,19 @@ pub fn render(doc: &Document, verbose: bool) -> String {
     let i = &doc.input;
     if i.tls_connections > 0 {
         let other = i.tls_connections - i.tls_decrypted - i.tls_without_keys;
-        let _ = writeln!(
-            out,
-            "  TLS: {} connection(s): {} HTTP/2 decrypted, {} HTTP/2 without keys (PINGs inferred from record sizes), {} not HTTP/2",
-            i.tls_connections, i.tls_decrypted, i.tls_without_keys, other
-        );
+        let parts: Vec<String> = [
+            (i.tls_decrypted, "HTTP/2 decrypted"),
+            (
+                i.tls_without_keys,
+                "HTTP/2 without keys (PINGs inferred from record sizes)",
+            ),
+            (other, "not HTTP/2"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        let _ = writeln!(out, "  TLS: {}", parts.join(", "));
     }
     for w in &doc.input.warnings {
         let _ = writeln!(out, "warning: {w}");
@@ -106,9 +114,7 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
                 "decrypted ({} + {} records)",
                 t.decrypted.client, t.decrypted.server
             ),
-            "missing" => {
-                "no key for it in the key log: PINGs inferred from record sizes".to_string()
-            }
+            "missing" => "not decrypted (no key): PINGs inferred from record sizes".to_string(),
             other => format!("keys {other}: PINGs inferred from record sizes"),
         };
         let _ = writeln!(
@@ -175,7 +181,9 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
                 (v > 0).then(|| format!("{name} {v}"))
             })
             .collect();
-        if parts.is_empty() {
+        if c.detection == "tls-alpn" {
+            "not visible (TLS without keys)".to_string()
+        } else if parts.is_empty() {
             "none".to_string()
         } else {
             parts.join(" ")
@@ -225,10 +233,15 @@ fn connection(out: &mut String, c: &Connection, t0: f64, verbose: bool) {
             "     pings    {lone_acks} ACK(s) answering PINGs from before the capture"
         );
     }
+    let streams = if c.detection == "tls-alpn" {
+        "streams not visible".to_string()
+    } else {
+        format!("without open streams {:.1} s", c.idle.max_stream_idle_s)
+    };
     let _ = writeln!(
         out,
-        "     idle     longest without packets {:.1} s; without open streams {:.1} s",
-        c.idle.max_transport_idle_s, c.idle.max_stream_idle_s
+        "     idle     longest without packets {:.1} s; {streams}",
+        c.idle.max_transport_idle_s
     );
     if c.tcp.retransmissions > 0 || c.tcp.gaps > 0 {
         let _ = writeln!(
