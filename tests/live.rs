@@ -176,7 +176,14 @@ fn live_capture_of_real_grpc_keepalives() {
             tables.to_str().unwrap(),
         ],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // The -w file is written when the capture is open and filtering: the client starts only
+    // then (a fixed pause was too short when the machine is busy, and the first connection was
+    // caught mid-stream).
+    let opened = Instant::now();
+    while !saved.exists() && opened.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
     let _client = client(port, 3);
     let out = capture.wait_with_output().unwrap();
     assert!(
