@@ -4,7 +4,7 @@
 set -u
 secs=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-capture tcp http2 pipeline hpack}
+targets=${*:-capture tcp http2 tls pipeline hpack}
 mkdir -p logs
 for t in $targets; do
     mkdir -p corpus/$t

@@ -6,7 +6,7 @@ stream extraction). Writes corpus/<target>/ for every target:
 - tcp: the captures' packets as the `tcp` target's raw-packet records (fuzz_targets/tcp.rs), at most
   SEED_MAX bytes per seed;
 - http2: each TCP connection's reassembled bytes (tshark's "follow tcp raw"), as the `http2` target's
-  records (fuzz_targets/http2.rs), at most SEED_MAX bytes per seed;
+  records (fuzz_targets/http2.rs), at most SEED_MAX bytes per seed; the same from TLS captures for `tls`;
 - hpack: the header block fragments of HEADERS frames found in those byte streams.
 
 Usage (from fuzz/): python3 seed.py
@@ -126,6 +126,8 @@ def headers_blocks(stream):
 
 
 def http2_seeds(path):
+    # TLS captures (a key log beside them) also seed the `tls` target, whose layout is the same.
+    targets = ["http2"] + (["tls"] if os.path.exists(os.path.join(os.path.dirname(path), "keylog.txt")) else [])
     for segs in streams(path):
         for cfg in (0, 1):
             seed = bytearray([cfg])
@@ -134,7 +136,8 @@ def http2_seeds(path):
                 if len(seed) + len(rec) > SEED_MAX:
                     break
                 seed += rec
-            save("http2", bytes(seed))
+            for t in targets:
+                save(t, bytes(seed))
         for d in (0, 1):
             whole = b"".join(data for dd, data in segs if dd == d)
             blocks = headers_blocks(whole)
