@@ -9,6 +9,27 @@ use crate::tcp::{Chunk, Dir, FlowKey, FlowTable, Reassembler, MAX_FLOWS};
 use crate::timeline::{EventKind, Timeline};
 use crate::tls::{SharedKeys, TlsConn};
 use crate::wire::{self, Segment, Skip};
+use std::collections::VecDeque;
+
+/// How long a closed connection stays in the flow table after its last packet, for late packets
+/// (the last ACK, a retransmitted FIN, a RST answering either) to join it rather than start a new
+/// one: Linux's TIME_WAIT. Then it is handed to the [`Sink`] and forgotten.
+pub const LINGER_NS: i64 = 60_000_000_000;
+
+/// Where the analyzer hands the HTTP/2 connections it is done with, one at a time, as they end:
+/// what is kept of them is the sink's choice.
+pub trait Sink {
+    /// `order` is the number of the packet that opened the connection: connections are reported
+    /// in that order.
+    fn ended(&mut self, order: u64, tl: Timeline);
+}
+
+/// Keeps every timeline whole (tests, fuzzing, findings printed while a capture runs).
+impl Sink for Vec<(u64, Timeline)> {
+    fn ended(&mut self, order: u64, tl: Timeline) {
+        self.push((order, tl));
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Config {
@@ -94,6 +115,8 @@ struct Conn {
     rst_seen: bool,
     /// Number of the packet that opened it, for stable connection ids.
     order: u64,
+    /// Waiting in [`Analyzer::closed`] to leave the flow table.
+    queued: bool,
 }
 
 impl Conn {
@@ -113,6 +136,7 @@ impl Conn {
             isn: [None, None],
             rst_seen: false,
             order,
+            queued: false,
         }
     }
 
@@ -256,6 +280,13 @@ impl Conn {
         tl.stream_idle.shrink_to_fit();
     }
 
+    /// Nothing more is expected of it: reset or closed both ways, with nothing left to parse; or
+    /// not HTTP/2 and no longer parsed (what it carried is settled).
+    fn closed(&self) -> bool {
+        let over = self.rst_seen || self.tl.sides.iter().all(|s| s.fin.is_some());
+        self.live.is_none() && (over || !matches!(self.proto, Proto::Http2(_)))
+    }
+
     /// The connection is over (or the capture is): decide roles, and hand back its timeline when it
     /// carried HTTP/2.
     fn finish(mut self: Box<Self>, cfg: &Config, stats: &mut Stats) -> Option<(u64, Timeline)> {
@@ -320,12 +351,14 @@ fn resolve_roles(tl: &mut Timeline, cfg: &Config) {
     tl.client_dir = Some(requester.or(by_port).unwrap_or(ephemeral));
 }
 
-pub struct Analyzer {
+pub struct Analyzer<S: Sink = Vec<(u64, Timeline)>> {
     cfg: Config,
     /// Boxed: the table rehashes as it grows, and should move pointers, not timelines.
     flows: FlowTable<Box<Conn>>,
-    /// HTTP/2 timelines of connections whose 4-tuple was reused (boxed: few, and moved twice).
-    done: Vec<(u64, Box<Timeline>)>,
+    /// Closed connections by the time of their last packet (when queued), oldest first: they
+    /// leave the table [`LINGER_NS`] after it.
+    closed: VecDeque<(Ts, FlowKey)>,
+    sink: S,
     pub stats: Stats,
 }
 
@@ -353,7 +386,7 @@ impl Stats {
         }
     }
 
-    /// Adds the counts of another part of the same input (see [`Analyzer::finish_shards`]).
+    /// Adds the counts of another part of the same input (see [`shards`]).
     fn merge(&mut self, o: &Stats) {
         self.packets += o.packets;
         self.bytes += o.bytes;
@@ -375,16 +408,47 @@ impl Stats {
 }
 
 impl Analyzer {
+    /// An analyzer that keeps every HTTP/2 timeline whole, for [`Analyzer::finish`].
     pub fn new(cfg: Config) -> Analyzer {
-        Analyzer::with_max_flows(cfg, MAX_FLOWS)
+        Analyzer::with_sink(cfg, MAX_FLOWS, Vec::new())
     }
 
-    /// An analyzer that follows at most `max_flows` connections at once (one of several shards).
-    pub fn with_max_flows(cfg: Config, max_flows: usize) -> Analyzer {
+    /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
+    /// first packet.
+    pub fn finish(self) -> (Vec<Timeline>, Stats) {
+        let (mut done, stats) = self.finish_into();
+        done.sort_unstable_by_key(|(order, _)| *order);
+        (done.into_iter().map(|(_, tl)| tl).collect(), stats)
+    }
+
+    /// Hands every event recorded since the last call, with its connection's timeline, to `f`
+    /// (for findings printed while a capture is still running).
+    pub fn watch(&mut self, mut f: impl FnMut(&Timeline, &crate::timeline::Event)) {
+        let mut visit = |tl: &mut Timeline| {
+            let from = tl.watched.min(tl.events.len());
+            for e in &tl.events[from..] {
+                f(tl, e);
+            }
+            tl.watched = tl.events.len();
+        };
+        for conn in self.flows.values_mut() {
+            visit(&mut conn.tl);
+        }
+        for (_, tl) in &mut self.sink {
+            visit(tl);
+        }
+    }
+}
+
+impl<S: Sink> Analyzer<S> {
+    /// An analyzer that follows at most `max_flows` connections at once and hands each HTTP/2
+    /// connection to `sink` once it is over.
+    pub fn with_sink(cfg: Config, max_flows: usize, sink: S) -> Analyzer<S> {
         Analyzer {
             cfg,
             flows: FlowTable::new(max_flows),
-            done: Vec::new(),
+            closed: VecDeque::new(),
+            sink,
             stats: Stats::default(),
         }
     }
@@ -405,22 +469,76 @@ impl Analyzer {
     pub fn segment(&mut self, n: u64, ts: Ts, seg: &Segment<'_>) {
         self.stats.tcp_packets += 1;
         let key = FlowKey::new(seg.src, seg.dst);
+        self.expire(ts);
         // The common case, a packet of a known connection, costs one lookup.
-        if let Some(conn) = self.flows.get_mut(&key) {
-            if !conn.reused_by(seg) {
+        let known = match self.flows.get_mut(&key) {
+            Some(conn) if conn.reused_by(seg) => None,
+            Some(conn) => {
                 conn.packet(ts, seg, &self.cfg.keys);
-                return;
+                Some(conn.queued || !conn.closed())
             }
-            if let Some(old) = self.flows.remove(&key) {
-                if let Some((order, tl)) = old.finish(&self.cfg, &mut self.stats) {
-                    self.done.push((order, Box::new(tl)));
-                }
-            }
+            None => None,
+        };
+        match known {
+            Some(true) => return,
+            Some(false) => return self.queue(key),
+            None => {}
+        }
+        if let Some(old) = self.flows.remove(&key) {
+            self.hand_over(old);
         }
         let conn = Box::new(Conn::new(seg, ts, &self.cfg, n));
         match self.flows.insert(key, conn) {
-            Some(conn) => conn.packet(ts, seg, &self.cfg.keys),
-            None => self.stats.flows_refused = self.flows.refused,
+            Some(conn) => {
+                conn.packet(ts, seg, &self.cfg.keys);
+                if !conn.closed() {
+                    return;
+                }
+            }
+            None => {
+                self.stats.flows_refused = self.flows.refused;
+                return;
+            }
+        }
+        self.queue(key);
+    }
+
+    /// The connection on `key` just closed: it leaves the table once it stayed quiet a while.
+    fn queue(&mut self, key: FlowKey) {
+        if let Some(conn) = self.flows.get_mut(&key) {
+            conn.queued = true;
+            self.closed.push_back((conn.tl.last, key));
+        }
+    }
+
+    /// Connections closed for [`LINGER_NS`] of capture time leave the flow table for the sink.
+    fn expire(&mut self, now: Ts) {
+        while let Some(&(last, key)) = self.closed.front() {
+            if now.ns_since(last) < LINGER_NS {
+                return;
+            }
+            self.closed.pop_front();
+            let Some(conn) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            // A new connection on the same 4-tuple is queued when it closes.
+            if !conn.queued || !conn.closed() {
+                continue;
+            }
+            // A packet since it was queued: wait from that one.
+            if now.ns_since(conn.tl.last) < LINGER_NS {
+                self.closed.push_back((conn.tl.last, key));
+                continue;
+            }
+            if let Some(conn) = self.flows.remove(&key) {
+                self.hand_over(conn);
+            }
+        }
+    }
+
+    fn hand_over(&mut self, conn: Box<Conn>) {
+        if let Some((order, tl)) = conn.finish(&self.cfg, &mut self.stats) {
+            self.sink.ended(order, tl);
         }
     }
 
@@ -429,76 +547,14 @@ impl Analyzer {
         self.flows.len()
     }
 
-    /// Hands every event recorded since the last call, with its connection's timeline, to `f`
-    /// (for findings printed while a capture is still running).
-    pub fn watch(&mut self, mut f: impl FnMut(&Timeline, &crate::timeline::Event)) {
-        let mut visit = |tl: &mut Timeline| {
-            let from = tl.watched.min(tl.events.len());
-            for e in &tl.events[from..] {
-                f(tl, e);
-            }
-            tl.watched = tl.events.len();
-        };
-        for conn in self.flows.values_mut() {
-            visit(&mut conn.tl);
+    /// Ends the run: every connection still open is finished, in the order of their first packet,
+    /// and handed to the sink.
+    pub fn finish_into(mut self) -> (S, Stats) {
+        let mut open: Vec<Box<Conn>> = self.flows.drain().map(|(_, c)| c).collect();
+        open.sort_unstable_by_key(|c| c.order);
+        for conn in open {
+            self.hand_over(conn);
         }
-        for (_, tl) in &mut self.done {
-            visit(tl);
-        }
-    }
-
-    /// Ends the run: every connection still open is finished; HTTP/2 timelines in order of their
-    /// first packet.
-    pub fn finish(self) -> (Vec<Timeline>, Stats) {
-        Analyzer::finish_shards(vec![self], Stats::default())
-    }
-
-    /// Ends a run whose connections were split over several analyzers by 4-tuple, each fed its
-    /// connections' segments in input order, numbered across the whole input. `stats` holds what
-    /// was counted outside them (packets that were no segment of theirs).
-    pub fn finish_shards(shards: Vec<Analyzer>, mut stats: Stats) -> (Vec<Timeline>, Stats) {
-        // Pointers are sorted, then each connection is finished straight into the result and
-        // freed: tens of thousands of timelines are never held twice.
-        enum Ended {
-            Open(Box<Conn>),
-            Done(Box<Timeline>),
-        }
-        let Some(cfg) = shards.first().map(|a| a.cfg.clone()) else {
-            return (Vec::new(), stats);
-        };
-        let n: usize = shards.iter().map(|a| a.flows.len() + a.done.len()).sum();
-        let mut all: Vec<(u64, Ended)> = Vec::with_capacity(n);
-        for mut a in shards {
-            stats.merge(&a.stats);
-            all.extend(a.flows.drain().map(|(_, c)| (c.order, Ended::Open(c))));
-            all.extend(a.done.drain(..).map(|(o, tl)| (o, Ended::Done(tl))));
-        }
-        // Orders are unique: numbers of the packets that opened the connections.
-        all.sort_unstable_by_key(|(order, _)| *order);
-        // Parsing state goes first, before the result is allocated, and what each connection
-        // carried is settled: the result is reserved for the HTTP/2 ones only (13% fewer
-        // timelines of 680 bytes on the bench capture).
-        let mut http2 = 0;
-        for (_, ended) in &mut all {
-            match ended {
-                Ended::Open(conn) => {
-                    conn.end(&cfg.keys);
-                    http2 += matches!(conn.proto, Proto::Http2(_)) as usize;
-                }
-                Ended::Done(_) => http2 += 1,
-            }
-        }
-        let mut timelines = Vec::with_capacity(http2);
-        for (_, ended) in all {
-            match ended {
-                Ended::Open(conn) => {
-                    if let Some((_, tl)) = conn.finish(&cfg, &mut stats) {
-                        timelines.push(tl);
-                    }
-                }
-                Ended::Done(tl) => timelines.push(*tl),
-            }
-        }
-        (timelines, stats)
+        (self.sink, self.stats)
     }
 }

@@ -17,9 +17,10 @@ pub mod timeline;
 pub mod tls;
 pub mod wire;
 
-use analyzer::{Analyzer, Config};
+use analyzer::{Analyzer, Config, Sink};
 use capture::{CaptureReader, Merged};
 use clap::Parser;
+use report::store::{Keep, Store, Stored};
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
@@ -132,18 +133,22 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     let from_pipe = args.captures.iter().any(|c| c == "-");
     // Files: connections split over threads, same result (analyzer::shards).
     let threads = analyzer::shards::threads();
-    if !from_pipe && threads > 1 {
+    let keep = keep(&args.common);
+    if !from_pipe {
+        let store = || Store::new(&catalogue, keep);
         let tick = |input: &Merged, n| progress.update(input.progress(), n);
-        if let Some(result) = analyzer::shards::run(&mut input, &cfg, threads, tick) {
+        let result = if threads > 1 {
+            analyzer::shards::run(&mut input, &cfg, threads, store, tick)
+        } else {
+            Some(one_thread(&mut input, &cfg, store(), tick))
+        };
+        if let Some((stores, stats)) = result {
             progress.clear();
-            let warnings = input
-                .take_warnings()
-                .iter()
-                .map(|w| w.to_string())
-                .collect();
+            warnings.extend(input.take_warnings().iter().map(|w| w.to_string()));
             return finish(
                 &args.common,
-                result,
+                Stored::new(stores),
+                stats,
                 args.captures.clone(),
                 warnings,
                 &catalogue,
@@ -192,13 +197,57 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     if let (Some(a), Some(last)) = (&mut alerts, analyzer.stats.last_ts) {
         a.check(&mut analyzer, last);
     }
+    let (timelines, stats) = analyzer.finish();
     finish(
         &args.common,
-        analyzer.finish(),
+        stored(timelines, &catalogue, keep),
+        stats,
         args.captures.clone(),
         warnings,
         &catalogue,
     )
+}
+
+/// What is kept of each connection: its JSON text when the document is the only output.
+fn keep(common: &cli::CommonArgs) -> Keep {
+    let reports = common.html.is_some() || common.png.is_some() || common.tables.is_some();
+    match common.format {
+        cli::Format::Json if !reports => Keep::Json,
+        _ => Keep::Model,
+    }
+}
+
+/// Reads `input` to its end through one analyzer on this thread.
+fn one_thread<'a>(
+    input: &mut Merged,
+    cfg: &Config,
+    store: Store<'a>,
+    mut tick: impl FnMut(&Merged, u64),
+) -> (Vec<Store<'a>>, analyzer::Stats) {
+    let mut analyzer = Analyzer::with_sink(cfg.clone(), tcp::MAX_FLOWS, store);
+    let mut n: u64 = 0;
+    while let Some(p) = input.next_packet() {
+        analyzer.packet(&p);
+        if let Some(secrets) = input.take_secrets() {
+            analyzer.add_keylog(&secrets);
+        }
+        n += 1;
+        if n % 4096 == 0 {
+            tick(input, n);
+        }
+    }
+    let (store, stats) = analyzer.finish_into();
+    (vec![store], stats)
+}
+
+/// Timelines held whole (input read as it arrives, live capture), stored as the analyzers' sinks
+/// would have.
+fn stored(timelines: Vec<timeline::Timeline>, cat: &diagnose::Catalogue, keep: Keep) -> Stored {
+    let mut store = Store::new(cat, keep);
+    for (order, tl) in timelines.into_iter().enumerate() {
+        store.ended(order as u64, tl);
+    }
+    Stored::new(vec![store])
 }
 
 fn live(args: &cli::LiveArgs) -> ExitCode {
@@ -326,9 +375,11 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
         Some(w) => format!("{} (live, saved to {w})", args.iface),
         None => format!("{} (live)", args.iface),
     };
+    let (timelines, stats) = analyzer.finish();
     finish(
         &args.common,
-        analyzer.finish(),
+        stored(timelines, &catalogue, keep(&args.common)),
+        stats,
         vec![name],
         warnings,
         &catalogue,
@@ -370,7 +421,8 @@ fn load_keylog(
 /// The end of a run, from files or an interface: diagnosis, the summary, the reports, the exit code.
 fn finish(
     common: &cli::CommonArgs,
-    (timelines, stats): (Vec<timeline::Timeline>, analyzer::Stats),
+    stored: Stored,
+    stats: analyzer::Stats,
     files: Vec<String>,
     warnings: Vec<String>,
     catalogue: &diagnose::Catalogue,
@@ -398,19 +450,31 @@ fn finish(
     for w in &warnings {
         eprintln!("h2keepalive: warning: {w}");
     }
-    let diagnosis = diagnose::diagnose(&timelines, catalogue);
-    let doc = report::build(files, warnings, &stats, &timelines, &diagnosis);
-    if let Err(e) = write_reports(common, &doc) {
-        eprintln!("h2keepalive: {e}");
-        return ExitCode::from(exit::FATAL);
-    }
+    let settled = stored.settle(catalogue);
+    let problems = settled.problems();
+    let input = report::model::input(files, warnings, &stats, settled.len());
     let stdout = io::stdout().lock();
     let mut stdout = io::BufWriter::with_capacity(1 << 16, stdout);
-    let written = match common.format {
-        cli::Format::Json => report::write_json(&doc, &mut stdout),
-        cli::Format::Text => {
-            stdout.write_all(report::text::render(&doc, common.verbose).as_bytes())
+    let written = if keep(common) == Keep::Json {
+        let written = settled.write_json(&input, &mut stdout);
+        std::mem::forget(settled);
+        written
+    } else {
+        let doc = settled.document(input);
+        if let Err(e) = write_reports(common, &doc) {
+            eprintln!("h2keepalive: {e}");
+            return ExitCode::from(exit::FATAL);
         }
+        let written = match common.format {
+            cli::Format::Json => report::write_json(&doc, &mut stdout),
+            cli::Format::Text => {
+                stdout.write_all(report::text::render(&doc, common.verbose).as_bytes())
+            }
+        };
+        // The process ends now (main_with_args is all main does) and its memory goes back to
+        // the OS at once: freeing the report piece by piece only costs time.
+        std::mem::forget(doc);
+        written
     };
     match written.and_then(|_| stdout.flush()) {
         Ok(()) => {}
@@ -421,14 +485,6 @@ fn finish(
             return ExitCode::from(exit::FATAL);
         }
     }
-    let problems = doc
-        .findings
-        .iter()
-        .any(|f| f.severity == "warning" || f.severity == "error");
-    // The process ends now (main_with_args is all main does) and its memory goes back to the
-    // OS at once: freeing the report, the diagnosis and every timeline piece by piece took 4%
-    // of a run on the 300 MB bench capture.
-    std::mem::forget((doc, diagnosis, timelines));
     ExitCode::from(if problems { exit::FINDINGS } else { exit::OK })
 }
 

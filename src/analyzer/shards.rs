@@ -5,18 +5,18 @@
 //!
 //! The result is the one a single [`Analyzer`] gives: a connection's packets all reach one
 //! analyzer, in input order; nothing in an analyzer depends on other connections; and
-//! connections are ordered by the number of the packet that opened them, which is counted here
-//! over the whole input. One difference, at a limit: `max_flows` applies per thread
+//! connections are numbered by the packet that opened them, counted here over the whole input,
+//! so that the sinks' connections can be put in one order. Each thread finishes its own
+//! connections at the end, and its sink does its part of the work on them there. One difference, at a limit: `max_flows` applies per thread
 //! ([`MAX_FLOWS`] / `n` each), so with hundreds of thousands of connections open at once a few
 //! may be refused earlier than by one analyzer.
 //!
 //! Not for input read as it arrives (findings printed early need every connection in one place)
 //! nor for live capture: those run one [`Analyzer`].
 
-use super::{Analyzer, Config, Stats};
+use super::{Analyzer, Config, Sink, Stats};
 use crate::capture::{Merged, Ts};
 use crate::tcp::{FlowKey, MAX_FLOWS};
-use crate::timeline::Timeline;
 use crate::wire::Segment;
 use std::ops::Range;
 use std::sync::mpsc;
@@ -58,7 +58,7 @@ impl Batch {
         self.items.clear();
     }
 
-    fn run(&self, analyzer: &mut Analyzer) {
+    fn run<S: Sink>(&self, analyzer: &mut Analyzer<S>) {
         for (n, ts, seg, payload) in &self.items {
             let seg = Segment {
                 payload: self.bytes.get(payload.clone()).unwrap_or(&[]),
@@ -80,16 +80,17 @@ pub fn threads() -> usize {
     wanted.clamp(1, MAX_THREADS)
 }
 
-/// Reads `input` to its end through `n` analyzers on their own threads and ends the run, as
-/// [`Analyzer::finish`] does. `tick` is called every 4096 packets with the input and the number
-/// of packets read (progress). `None` when the threads cannot be started; nothing has been read
-/// then.
-pub fn run(
+/// Reads `input` to its end through `n` analyzers on their own threads, each with a sink from
+/// `sink`, and ends the run, as [`Analyzer::finish_into`] does: the sinks, and the counts over the
+/// whole input. `tick` is called every 4096 packets with the input and the number of packets read
+/// (progress). `None` when the threads cannot be started; nothing has been read then.
+pub fn run<S: Sink + Send>(
     input: &mut Merged,
     cfg: &Config,
     n: usize,
+    sink: impl Fn() -> S + Sync,
     mut tick: impl FnMut(&Merged, u64),
-) -> Option<(Vec<Timeline>, Stats)> {
+) -> Option<(Vec<S>, Stats)> {
     let n = n.clamp(1, MAX_THREADS);
     thread::scope(|s| {
         let mut senders = Vec::with_capacity(n);
@@ -101,16 +102,17 @@ pub fn run(
             let (tx, rx) = mpsc::sync_channel::<Batch>(QUEUE);
             let cfg = cfg.clone();
             let recycle = recycle.clone();
+            let sink = &sink;
             let worker = thread::Builder::new()
                 .name(format!("analyzer-{i}"))
                 .spawn_scoped(s, move || {
-                    let mut analyzer = Analyzer::with_max_flows(cfg, MAX_FLOWS / n);
+                    let mut analyzer = Analyzer::with_sink(cfg, MAX_FLOWS / n, sink());
                     for mut batch in rx {
                         batch.run(&mut analyzer);
                         batch.clear();
                         let _ = recycle.send(batch);
                     }
-                    analyzer
+                    analyzer.finish_into()
                 });
             match worker {
                 Ok(w) => {
@@ -150,14 +152,17 @@ pub fn run(
             }
         }
         drop(senders);
-        let mut shards = Vec::with_capacity(n);
+        let mut sinks = Vec::with_capacity(n);
         for w in workers {
             match w.join() {
-                Ok(a) => shards.push(a),
+                Ok((sink, counts)) => {
+                    stats.merge(&counts);
+                    sinks.push(sink);
+                }
                 // Whatever went wrong in the thread goes on here, as it would have on one thread.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         }
-        Some(Analyzer::finish_shards(shards, stats))
+        Some((sinks, stats))
     })
 }

@@ -113,6 +113,36 @@ pub struct Facts<'a> {
     pub end: Option<End>,
 }
 
+/// What the path rules need of a connection, kept after its timeline is gone.
+#[derive(Clone, Debug)]
+pub struct PathFacts {
+    pub server: std::net::SocketAddr,
+    pub first: Ts,
+    pub last: Ts,
+    pub transport_idle: Vec<Idle>,
+    pub stream_idle: Vec<Idle>,
+    /// When PINGs that were answered were sent.
+    pub answered_pings: Vec<Ts>,
+}
+
+impl PathFacts {
+    pub fn new(f: &Facts<'_>) -> PathFacts {
+        PathFacts {
+            server: f.tl.server(),
+            first: f.tl.first,
+            last: f.tl.last,
+            transport_idle: f.tl.transport_idle.clone(),
+            stream_idle: f.tl.stream_idle.clone(),
+            answered_pings: f
+                .pings
+                .iter()
+                .filter(|p| p.acked_at.is_some())
+                .map(|p| p.ts)
+                .collect(),
+        }
+    }
+}
+
 /// One end candidate per role from a (time, silence before it) slot per role.
 fn per_role(slots: [Option<(Ts, i64)>; 2], kind: EndKind) -> impl Iterator<Item = End> {
     [Role::Client, Role::Server]

@@ -19,7 +19,7 @@ pub use keepalive::{Keepalive, SideKeepalive};
 
 use crate::capture::Ts;
 use crate::timeline::Timeline;
-use facts::{Facts, Role};
+use facts::{Facts, PathFacts, Role};
 
 /// CONTRACT.md's cause vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -152,56 +152,97 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
 }
 
-pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
-    let facts: Vec<Facts<'_>> = timelines.iter().map(Facts::new).collect();
-    let mut implementations = Vec::new();
-    let mut keepalive = Vec::new();
-    let mut judged = Vec::new();
-    for f in &facts {
-        let opaques = |r: Role| -> Vec<String> {
-            f.pings
-                .iter()
-                .filter(|p| p.from == r && p.inferred.is_none())
-                .map(|p| hex(&p.opaque))
-                .collect()
-        };
-        let client = cat.recognise("client", f.settings[0].as_deref(), &opaques(Role::Client));
-        let server = cat.recognise("server", f.settings[1].as_deref(), &opaques(Role::Server));
-        // A proxy product (nginx, HAProxy, Envoy) answering requests that are not gRPC is the
-        // origin server itself; in front of gRPC it relays someone else's service.
-        let streams = &f.tl.streams;
-        let not_grpc = !streams.is_empty()
-            && streams.values().all(|s| {
-                s.content_type.is_some()
-                    && !s
-                        .content_type
-                        .as_deref()
-                        .is_some_and(|c| c.starts_with("application/grpc"))
-            });
-        let proxy = server
-            .filter(|s| s.is_proxy && !not_grpc)
-            .map(|s| s.implementation.as_str());
-        judged.push(connection::judge(f, proxy));
-        implementations.push([
+/// What diagnosis concludes of one connection on its own, and what the path rules keep of it: a
+/// connection is judged when it ends, and its timeline can go.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    /// Before the path rules ([`settle`]) had their say.
+    pub verdict: Verdict,
+    pending: connection::Pending,
+    pub keepalive: Keepalive,
+    /// Implementations recognised for the client and the server side.
+    pub implementations: [Option<String>; 2],
+    /// Which RSTs (by time) are suspected forged.
+    pub forged_rsts: Vec<(Ts, bool)>,
+    path: PathFacts,
+}
+
+/// Judges one connection alone (everything but the path rules).
+pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
+    let f = Facts::new(tl);
+    let opaques = |r: Role| -> Vec<String> {
+        f.pings
+            .iter()
+            .filter(|p| p.from == r && p.inferred.is_none())
+            .map(|p| hex(&p.opaque))
+            .collect()
+    };
+    let client = cat.recognise("client", f.settings[0].as_deref(), &opaques(Role::Client));
+    let server = cat.recognise("server", f.settings[1].as_deref(), &opaques(Role::Server));
+    // A proxy product (nginx, HAProxy, Envoy) answering requests that are not gRPC is the
+    // origin server itself; in front of gRPC it relays someone else's service.
+    let streams = &tl.streams;
+    let not_grpc = !streams.is_empty()
+        && streams.values().all(|s| {
+            s.content_type.is_some()
+                && !s
+                    .content_type
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("application/grpc"))
+        });
+    let proxy = server
+        .filter(|s| s.is_proxy && !not_grpc)
+        .map(|s| s.implementation.as_str());
+    let (verdict, pending) = connection::judge(&f, proxy);
+    Judged {
+        verdict,
+        pending,
+        keepalive: keepalive::reconstruct(&f, cat),
+        implementations: [
             client.map(|c| c.implementation.clone()),
             server.map(|s| s.implementation.clone()),
-        ]);
-        keepalive.push(keepalive::reconstruct(f, cat));
+        ],
+        forged_rsts: f.rsts.iter().map(|r| (r.ts, r.forged)).collect(),
+        path: PathFacts::new(&f),
     }
-    let mut verdicts: Vec<Verdict> = judged.iter().map(|(v, _)| v.clone()).collect();
-    let pending: Vec<connection::Pending> = judged.iter().map(|(_, p)| *p).collect();
+}
+
+/// The path rules over every connection of the run, in connection order: the final verdicts and
+/// the findings.
+pub fn settle(judged: Vec<Judged>, cat: &Catalogue) -> (Vec<Verdict>, Vec<Finding>) {
+    let n = judged.len();
+    let (mut verdicts, mut pending, mut keepalive, mut implementations, mut paths) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for j in judged {
+        verdicts.push(j.verdict);
+        pending.push(j.pending);
+        keepalive.push(j.keepalive);
+        implementations.push(j.implementations);
+        paths.push(j.path);
+    }
     let findings = path::settle(
-        &facts,
+        &paths,
         &mut verdicts,
         &pending,
         &keepalive,
         &implementations,
         cat,
     );
-    let forged_rsts = facts
-        .iter()
-        .map(|f| f.rsts.iter().map(|r| (r.ts, r.forged)).collect())
-        .collect();
+    (verdicts, findings)
+}
+
+/// Judges and settles timelines held whole (tests, fuzzing).
+pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
+    let judged: Vec<Judged> = timelines.iter().map(|tl| judge(tl, cat)).collect();
+    let keepalive = judged.iter().map(|j| j.keepalive.clone()).collect();
+    let implementations = judged.iter().map(|j| j.implementations.clone()).collect();
+    let forged_rsts = judged.iter().map(|j| j.forged_rsts.clone()).collect();
+    let (verdicts, findings) = settle(judged, cat);
     Diagnosis {
         verdicts,
         forged_rsts,

@@ -4,7 +4,7 @@
 
 use super::catalogue::{Catalogue, Measure, OnExpiry};
 use super::connection::Pending;
-use super::facts::Facts;
+use super::facts::PathFacts;
 use super::keepalive::Keepalive;
 use super::recommend;
 use super::{Actor, Cause, Finding, Match, Severity, Verdict};
@@ -20,7 +20,7 @@ const SLACK_S: f64 = 0.05;
 const SAME_MOMENT_NS: i64 = 500_000_000;
 
 pub fn settle(
-    facts: &[Facts<'_>],
+    facts: &[PathFacts],
     verdicts: &mut [Verdict],
     pending: &[Pending],
     keepalive: &[Keepalive],
@@ -29,7 +29,7 @@ pub fn settle(
 ) -> Vec<Finding> {
     let mut paths: BTreeMap<SocketAddr, Vec<usize>> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
-        paths.entry(f.tl.server()).or_default().push(i);
+        paths.entry(f.server).or_default().push(i);
     }
     let mut findings = Vec::new();
     for (server, conns) in &paths {
@@ -82,7 +82,7 @@ pub fn settle(
 /// look like one: similar silences, and no connection on the path survived a longer one. Deaths at
 /// one moment after scattered silences, or after silences others survived, are the peer going away.
 fn settle_fins(
-    facts: &[Facts<'_>],
+    facts: &[PathFacts],
     verdicts: &mut [Verdict],
     pending: &[Pending],
     conns: &[usize],
@@ -172,7 +172,7 @@ fn settle_fins(
 /// connection. The fatal silences of `excluded` (and of every connection that died of an idle
 /// cause) do not count.
 fn longest_survived(
-    facts: &[Facts<'_>],
+    facts: &[PathFacts],
     verdicts: &[Verdict],
     conns: &[usize],
     measure: Measure,
@@ -190,8 +190,8 @@ fn longest_survived(
             _ => None,
         };
         let periods: &[Idle] = match measure {
-            Measure::Transport => &f.tl.transport_idle,
-            Measure::Stream => &f.tl.stream_idle,
+            Measure::Transport => &f.transport_idle,
+            Measure::Stream => &f.stream_idle,
         };
         for p in periods {
             if fatal_from.is_some_and(|t| p.end.0 >= t) {
@@ -199,7 +199,7 @@ fn longest_survived(
             }
             // A transport silence proves survival only if a packet came after it; a stream silence
             // ending the connection proves no L7 timer fired meanwhile (its GOAWAY would show).
-            if measure == Measure::Transport && p.end >= f.tl.last {
+            if measure == Measure::Transport && p.end >= f.last {
                 continue;
             }
             let s = p.secs();
@@ -235,7 +235,7 @@ fn idle_finding(
     measure: Measure,
     killed: &[usize],
     conns: &[usize],
-    facts: &[Facts<'_>],
+    facts: &[PathFacts],
     verdicts: &[Verdict],
     implementations: &[[Option<String>; 2]],
     cat: &Catalogue,
@@ -255,9 +255,7 @@ fn idle_finding(
             return false;
         };
         let start = t.add_ns(-((idle * 1e9) as i64)).0;
-        f.pings
-            .iter()
-            .any(|p| p.ts.0 > start && p.ts <= t && p.acked_at.is_some())
+        f.answered_pings.iter().any(|&p| p.0 > start && p <= t)
     });
     let server_impl = killed.iter().find_map(|&i| implementations[i][1].clone());
     let by_server = killed
@@ -405,7 +403,7 @@ fn round3(x: f64) -> f64 {
 fn other_findings(
     server: SocketAddr,
     conns: &[usize],
-    facts: &[Facts<'_>],
+    facts: &[PathFacts],
     verdicts: &[Verdict],
     keepalive: &[Keepalive],
     implementations: &[[Option<String>; 2]],
@@ -453,7 +451,7 @@ fn other_findings(
     if !aged.is_empty() {
         let ages: Vec<f64> = aged
             .iter()
-            .filter_map(|&i| verdicts[i].at.map(|t| t.secs_since(facts[i].tl.first)))
+            .filter_map(|&i| verdicts[i].at.map(|t| t.secs_since(facts[i].first)))
             .collect();
         let failed: Vec<usize> = aged
             .iter()

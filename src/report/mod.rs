@@ -5,6 +5,7 @@
 pub mod html;
 pub mod model;
 pub mod png;
+pub mod store;
 pub mod tables;
 pub mod text;
 
@@ -12,11 +13,33 @@ pub use model::{build, Document};
 
 use std::io::{self, Write};
 
-/// Writes the JSON document, pretty-printed, straight to `out`: a capture with tens of thousands
-/// of connections makes a document of hundreds of MB that need not sit in memory as one string.
+/// Writes the JSON document: compact, with each connection and each finding on a line of its own
+/// (`grep` finds a connection, `jq` reads it whole), straight to `out`: a capture with tens of
+/// thousands of connections makes a document of hundreds of MB that need not sit in memory.
 pub fn write_json(doc: &Document, out: &mut impl Write) -> io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, doc).map_err(io::Error::from)?;
-    out.write_all(b"\n")
+    json_head(&doc.input, out)?;
+    for (i, c) in doc.connections.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, c)?;
+    }
+    json_tail(&doc.findings, out)
+}
+
+/// The document up to the opening of its connections.
+fn json_head(input: &model::Input, out: &mut impl Write) -> io::Result<()> {
+    write!(out, "{{\"schema\":\"{}\",\n\"input\":", model::SCHEMA)?;
+    serde_json::to_writer(&mut *out, input)?;
+    out.write_all(b",\n\"connections\":[")
+}
+
+/// The document after its last connection.
+fn json_tail(findings: &[model::Finding], out: &mut impl Write) -> io::Result<()> {
+    out.write_all(b"\n],\n\"findings\":[")?;
+    for (i, f) in findings.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, f)?;
+    }
+    out.write_all(b"\n]}\n")
 }
 
 /// The JSON document as a string.

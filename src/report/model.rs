@@ -305,6 +305,7 @@ fn secs(ts: Ts) -> f64 {
     ts.as_secs_f64()
 }
 
+/// The whole document from timelines held whole and their diagnosis (tests, fuzzing).
 pub fn build(
     files: Vec<String>,
     warnings: Vec<String>,
@@ -315,10 +316,34 @@ pub fn build(
     let connections: Vec<Connection> = timelines
         .iter()
         .enumerate()
-        .map(|(id, tl)| connection(id, tl, diagnosis))
+        .map(|(id, tl)| {
+            let mut c = connection(
+                tl,
+                diagnosis.keepalive.get(id).cloned().unwrap_or_default(),
+                diagnosis
+                    .implementations
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_default(),
+                diagnosis.forged_rsts.get(id).map_or(&[], |f| f.as_slice()),
+            );
+            c.id = id;
+            if let Some(v) = diagnosis.verdicts.get(id) {
+                c.verdict = verdict(v);
+            }
+            c
+        })
         .collect();
-    let findings = diagnosis
-        .findings
+    Document {
+        schema: SCHEMA,
+        input: input(files, warnings, stats, connections.len()),
+        connections,
+        findings: findings(&diagnosis.findings),
+    }
+}
+
+pub fn findings(found: &[diagnose::Finding]) -> Vec<Finding> {
+    found
         .iter()
         .map(|f| Finding {
             id: f.id,
@@ -342,35 +367,51 @@ pub fn build(
             evidence: f.evidence.clone(),
             recommendation: f.recommendation.clone(),
         })
-        .collect();
-    Document {
-        schema: SCHEMA,
-        input: Input {
-            files,
-            packets: stats.packets,
-            bytes: stats.bytes,
-            first_ts: stats.first_ts.map(secs),
-            last_ts: stats.last_ts.map(secs),
-            warnings,
-            tcp_connections: stats.tcp_connections,
-            http2_connections: connections.len() as u64,
-            tls_connections: stats.tls_connections,
-            tls_decrypted: stats.tls_decrypted,
-            tls_without_keys: stats.tls_without_keys,
-            other_tcp_connections: stats.other_connections,
-            skipped_packets: Skipped {
-                not_tcp: stats.not_tcp,
-                malformed: stats.malformed,
-                ip_fragments: stats.fragments,
-                unsupported_link_type: stats.unsupported_link,
-            },
+        .collect()
+}
+
+pub fn input(files: Vec<String>, warnings: Vec<String>, stats: &Stats, http2: usize) -> Input {
+    Input {
+        files,
+        packets: stats.packets,
+        bytes: stats.bytes,
+        first_ts: stats.first_ts.map(secs),
+        last_ts: stats.last_ts.map(secs),
+        warnings,
+        tcp_connections: stats.tcp_connections,
+        http2_connections: http2 as u64,
+        tls_connections: stats.tls_connections,
+        tls_decrypted: stats.tls_decrypted,
+        tls_without_keys: stats.tls_without_keys,
+        other_tcp_connections: stats.other_connections,
+        skipped_packets: Skipped {
+            not_tcp: stats.not_tcp,
+            malformed: stats.malformed,
+            ip_fragments: stats.fragments,
+            unsupported_link_type: stats.unsupported_link,
         },
-        connections,
-        findings,
     }
 }
 
-fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
+pub fn verdict(v: &diagnose::Verdict) -> Verdict {
+    Verdict {
+        cause: v.cause.name(),
+        killed_by: v.killed_by.map(|a| a.name()),
+        confidence: v.confidence,
+        idle_before_s: v.idle_before_s.map(round3),
+        at: v.at.map(secs),
+        evidence: v.evidence.clone(),
+    }
+}
+
+/// One connection's report form from its timeline and what diagnosis found of it alone. Its `id`
+/// is 0 and its verdict `unknown` until the run is over and the path rules had their say.
+pub fn connection(
+    tl: &Timeline,
+    keepalive: diagnose::Keepalive,
+    implementation: [Option<String>; 2],
+    forged_rsts: &[(Ts, bool)],
+) -> Connection {
     let role = |dir: Dir| {
         if tl.is_client(dir) {
             "client"
@@ -531,10 +572,9 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
             }
             EventKind::Rst { ttl, ip_id, .. } => {
                 // Whether a RST was forged is diagnosis's call, made on the same events.
-                let forged = diagnosis
-                    .forged_rsts
-                    .get(id)
-                    .and_then(|r| r.iter().find(|(t, _)| *t == e.ts))
+                let forged = forged_rsts
+                    .iter()
+                    .find(|(t, _)| *t == e.ts)
                     .is_some_and(|(_, f)| *f);
                 rsts.push(Rst {
                     ts,
@@ -609,8 +649,9 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
         .collect();
 
     let sides = &tl.sides;
+    let [client_impl, server_impl] = implementation;
     Connection {
-        id,
+        id: 0,
         client: tl.client().to_string(),
         server: tl.server().to_string(),
         start: secs(tl.first),
@@ -692,41 +733,21 @@ fn connection(id: usize, tl: &Timeline, diagnosis: &Diagnosis) -> Connection {
             .collect(),
         anomalies,
         limits,
-        implementation: {
-            let i = diagnosis
-                .implementations
-                .get(id)
-                .cloned()
-                .unwrap_or_default();
-            Sides {
-                client: i[0].clone(),
-                server: i[1].clone(),
-            }
+        implementation: Sides {
+            client: client_impl,
+            server: server_impl,
         },
-        keepalive: {
-            let k = diagnosis.keepalive.get(id).cloned().unwrap_or_default();
-            Sides {
-                client: (&k.client).into(),
-                server: (&k.server).into(),
-            }
+        keepalive: Sides {
+            client: (&keepalive.client).into(),
+            server: (&keepalive.server).into(),
         },
-        verdict: match diagnosis.verdicts.get(id) {
-            Some(v) => Verdict {
-                cause: v.cause.name(),
-                killed_by: v.killed_by.map(|a| a.name()),
-                confidence: v.confidence,
-                idle_before_s: v.idle_before_s.map(round3),
-                at: v.at.map(secs),
-                evidence: v.evidence.clone(),
-            },
-            None => Verdict {
-                cause: "unknown",
-                killed_by: Some("unknown"),
-                confidence: 0.0,
-                idle_before_s: None,
-                at: None,
-                evidence: vec![],
-            },
+        verdict: Verdict {
+            cause: "unknown",
+            killed_by: Some("unknown"),
+            confidence: 0.0,
+            idle_before_s: None,
+            at: None,
+            evidence: vec![],
         },
     }
 }

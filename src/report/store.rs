@@ -1,0 +1,324 @@
+//! Connections from the moment they end until the report is written. Each is judged alone and put
+//! in its report form as soon as the analyzer is done with it, on the analyzer's thread, and its
+//! timeline goes: a long capture keeps one compact record per connection, not its events. When the
+//! JSON document is all that is asked for, the record is the connection's JSON text itself.
+//!
+//! What needs every connection (the path rules, the final verdicts, connection ids) waits for the
+//! end of the run: [`Stored::finish`].
+
+use super::model::{self, Connection, Document, Input};
+use crate::analyzer::Sink;
+use crate::diagnose::{self, Catalogue, Judged};
+use crate::timeline::Timeline;
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// What is kept of a connection's report form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Its JSON text (the document is the only output).
+    Json,
+    /// The model, for renderers (text, HTML, PNG, tables).
+    Model,
+}
+
+enum Body {
+    /// The members between `"id"` and `"verdict"`, in the store's text.
+    Json(TextRef),
+    Model(Box<Connection>),
+}
+
+/// Where a connection's JSON text is: a block of the store's [`Texts`] and a range in it.
+#[derive(Clone, Copy)]
+struct TextRef {
+    block: u32,
+    start: u32,
+    end: u32,
+}
+
+/// Size of the JSON text compressed at once. JSON of similar connections (the same member names,
+/// addresses and values) shrinks several times over in a block; one connection alone, little.
+const BLOCK: usize = 256 * 1024;
+
+/// The JSON texts of connections, in blocks compressed with Snappy (fast both ways) as they fill.
+#[derive(Default)]
+struct Texts {
+    sealed: Vec<Box<[u8]>>,
+    /// The block being filled.
+    open: Vec<u8>,
+}
+
+impl Texts {
+    /// Compresses the open block.
+    fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut packed = vec![0; snap::raw::max_compress_len(self.open.len())];
+        let n = snap::raw::Encoder::new()
+            .compress(&self.open, &mut packed)
+            .unwrap_or(0);
+        packed.truncate(n);
+        self.sealed.push(packed.into_boxed_slice());
+        self.open.clear();
+    }
+
+    fn block(&self, i: u32) -> Option<Vec<u8>> {
+        snap::raw::Decoder::new()
+            .decompress_vec(self.sealed.get(i as usize)?)
+            .ok()
+    }
+}
+
+struct Entry {
+    order: u64,
+    judged: Judged,
+    body: Body,
+}
+
+/// The connections one analyzer ended, as an analyzer [`Sink`].
+pub struct Store<'a> {
+    cat: &'a Catalogue,
+    keep: Keep,
+    entries: Vec<Entry>,
+    /// The JSON texts of the entries kept as [`Keep::Json`].
+    text: Texts,
+}
+
+/// What opens a connection's JSON text before the members kept (`id` is 0 until the end).
+const ID_ZERO: &[u8] = b"{\"id\":0,";
+/// What opens the last member of a connection's JSON text.
+const VERDICT: &[u8] = b",\"verdict\":";
+
+impl<'a> Store<'a> {
+    pub fn new(cat: &'a Catalogue, keep: Keep) -> Store<'a> {
+        Store {
+            cat,
+            keep,
+            entries: Vec::new(),
+            text: Texts::default(),
+        }
+    }
+
+    /// Keeps `conn` as its JSON text, but for `id` and `verdict`, which change at the end.
+    fn keep_text(&mut self, conn: &Connection) -> TextRef {
+        let text = &mut self.text.open;
+        let start = text.len();
+        // Serialising plain structs of strings and numbers into memory cannot fail.
+        let _ = serde_json::to_writer(&mut *text, conn);
+        let written = &text[start..];
+        // `id` is the first member and `verdict` the last (see `Connection`); a string member
+        // cannot hold `,"verdict":` unescaped.
+        let body_end = written
+            .windows(VERDICT.len())
+            .rposition(|w| w == VERDICT)
+            .filter(|_| written.starts_with(ID_ZERO));
+        let range = match body_end {
+            Some(end) => {
+                text.truncate(start + end);
+                start + ID_ZERO.len()..start + end
+            }
+            None => {
+                text.truncate(start);
+                start..start
+            }
+        };
+        let at = TextRef {
+            block: self.text.sealed.len() as u32,
+            start: range.start as u32,
+            end: range.end as u32,
+        };
+        if text.len() >= BLOCK {
+            self.text.seal();
+        }
+        at
+    }
+}
+
+impl Sink for Store<'_> {
+    fn ended(&mut self, order: u64, tl: Timeline) {
+        let mut judged = diagnose::judge(&tl, self.cat);
+        let conn = model::connection(
+            &tl,
+            judged.keepalive.clone(),
+            judged.implementations.clone(),
+            &std::mem::take(&mut judged.forged_rsts),
+        );
+        drop(tl);
+        let body = match self.keep {
+            Keep::Json => Body::Json(self.keep_text(&conn)),
+            Keep::Model => Body::Model(Box::new(conn)),
+        };
+        self.entries.push(Entry {
+            order,
+            judged,
+            body,
+        });
+    }
+}
+
+/// Every store of a run, once the analyzers are done.
+pub struct Stored {
+    /// Connection by connection in the order of their first packet: the store it is in.
+    entries: Vec<(usize, Entry)>,
+    texts: Vec<Texts>,
+}
+
+/// The run's connections with their final verdicts and the findings.
+pub struct Settled {
+    /// Each connection's store and body, in connection order.
+    bodies: Vec<(usize, Body)>,
+    texts: Vec<Texts>,
+    verdicts: Vec<diagnose::Verdict>,
+    pub findings: Vec<model::Finding>,
+}
+
+impl Stored {
+    pub fn new(stores: Vec<Store<'_>>) -> Stored {
+        let mut entries = Vec::with_capacity(stores.iter().map(|s| s.entries.len()).sum());
+        let mut texts = Vec::with_capacity(stores.len());
+        for (i, s) in stores.into_iter().enumerate() {
+            entries.extend(s.entries.into_iter().map(|e| (i, e)));
+            let mut text = s.text;
+            text.seal();
+            texts.push(text);
+        }
+        // Orders are unique: numbers of the packets that opened the connections.
+        entries.sort_unstable_by_key(|(_, e)| e.order);
+        if std::env::var_os("H2K_DEBUG_STORE").is_some() {
+            let packed: usize = texts
+                .iter()
+                .flat_map(|t| t.sealed.iter())
+                .map(|b| b.len())
+                .sum();
+            eprintln!(
+                "store: {} entries, {} blocks, {} bytes packed",
+                entries.len(),
+                texts.iter().map(|t| t.sealed.len()).sum::<usize>(),
+                packed
+            );
+        }
+        Stored { entries, texts }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The path rules over all connections: final verdicts and findings.
+    pub fn settle(self, cat: &Catalogue) -> Settled {
+        let Stored { entries, texts } = self;
+        let mut judged = Vec::with_capacity(entries.len());
+        let mut bodies = Vec::with_capacity(entries.len());
+        for (store, e) in entries {
+            judged.push(e.judged);
+            bodies.push((store, e.body));
+        }
+        let (verdicts, findings) = diagnose::settle(judged, cat);
+        Settled {
+            bodies,
+            texts,
+            verdicts,
+            findings: model::findings(&findings),
+        }
+    }
+}
+
+impl Settled {
+    pub fn problems(&self) -> bool {
+        self.findings
+            .iter()
+            .any(|f| f.severity == "warning" || f.severity == "error")
+    }
+
+    /// The document for renderers: the connections kept as models ([`Keep::Model`]; those kept
+    /// as JSON text are for [`Settled::write_json`] only).
+    pub fn document(self, input: Input) -> Document {
+        let Settled {
+            bodies,
+            verdicts,
+            findings,
+            ..
+        } = self;
+        let connections = bodies
+            .into_iter()
+            .zip(&verdicts)
+            .enumerate()
+            .filter_map(|(id, ((_, body), v))| match body {
+                Body::Model(c) => {
+                    let mut c = *c;
+                    c.id = id;
+                    c.verdict = model::verdict(v);
+                    Some(c)
+                }
+                Body::Json(_) => None,
+            })
+            .collect();
+        Document {
+            schema: model::SCHEMA,
+            input,
+            connections,
+            findings,
+        }
+    }
+
+    /// Writes the JSON document (the layout of [`super::write_json`]) straight from the records.
+    pub fn write_json(&self, input: &Input, out: &mut impl Write) -> io::Result<()> {
+        // Connections end roughly in the order they opened, so few blocks are open at once: each
+        // is freed when its last connection is written.
+        let mut readers: HashMap<(usize, u32), usize> = HashMap::new();
+        for (store, body) in &self.bodies {
+            if let Body::Json(r) = body {
+                *readers.entry((*store, r.block)).or_default() += 1;
+            }
+        }
+        let mut open: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
+        super::json_head(input, out)?;
+        for (id, ((store, body), v)) in self.bodies.iter().zip(&self.verdicts).enumerate() {
+            out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
+            match body {
+                Body::Model(c) => {
+                    let mut c = (**c).clone();
+                    c.id = id;
+                    c.verdict = model::verdict(v);
+                    serde_json::to_writer(&mut *out, &c)?;
+                }
+                Body::Json(r) => {
+                    let key = (*store, r.block);
+                    if !open.contains_key(&key) {
+                        let block = self.texts.get(*store).and_then(|t| t.block(r.block));
+                        open.insert(key, block.unwrap_or_default());
+                    }
+                    let text = open
+                        .get(&key)
+                        .and_then(|b| b.get(r.start as usize..r.end as usize))
+                        .unwrap_or_default();
+                    write!(out, "{{\"id\":{id},")?;
+                    out.write_all(text)?;
+                    if let Some(n) = readers.get_mut(&key) {
+                        *n -= 1;
+                        if *n == 0 {
+                            open.remove(&key);
+                        }
+                    }
+                    out.write_all(VERDICT)?;
+                    serde_json::to_writer(&mut *out, &model::verdict(v))?;
+                    out.write_all(b"}")?;
+                }
+            }
+        }
+        super::json_tail(&self.findings, out)
+    }
+
+    pub fn len(&self) -> usize {
+        self.bodies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty()
+    }
+}
