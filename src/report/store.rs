@@ -185,19 +185,6 @@ impl Stored {
         }
         // Orders are unique: numbers of the packets that opened the connections.
         entries.sort_unstable_by_key(|(_, e)| e.order);
-        if std::env::var_os("H2K_DEBUG_STORE").is_some() {
-            let packed: usize = texts
-                .iter()
-                .flat_map(|t| t.sealed.iter())
-                .map(|b| b.len())
-                .sum();
-            eprintln!(
-                "store: {} entries, {} blocks, {} bytes packed",
-                entries.len(),
-                texts.iter().map(|t| t.sealed.len()).sum::<usize>(),
-                packed
-            );
-        }
         Stored { entries, texts }
     }
 
