@@ -8,6 +8,7 @@ use crate::http2::frame::error_name;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline, FRAME_NAMES};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 pub const SCHEMA: &str = "h2keepalive/v1";
@@ -70,7 +71,8 @@ pub struct Connection {
     /// The TLS session, for connections over TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_session: Option<TlsSession>,
-    pub frames: BTreeMap<String, PerSide>,
+    /// By frame type name (the ten of RFC 9113 without allocating, UNKNOWN_0x.. as found).
+    pub frames: BTreeMap<Cow<'static, str>, PerSide>,
     pub pings: Vec<Ping>,
     pub goaways: Vec<Goaway>,
     pub rst_streams: Vec<RstStream>,
@@ -442,10 +444,13 @@ pub fn connection(
 
     let mut frames = BTreeMap::new();
     for (kind, name) in FRAME_NAMES.iter().enumerate() {
-        frames.insert(name.to_string(), per_side(tl.frames[kind]));
+        frames.insert(Cow::Borrowed(*name), per_side(tl.frames[kind]));
     }
     for (kind, counts) in &tl.unknown_frames {
-        frames.insert(format!("UNKNOWN_0x{kind:02x}"), per_side(*counts));
+        frames.insert(
+            Cow::Owned(format!("UNKNOWN_0x{kind:02x}")),
+            per_side(*counts),
+        );
     }
 
     let mut pings: Vec<Ping> = Vec::new();

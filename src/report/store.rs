@@ -72,7 +72,8 @@ impl Texts {
 
 struct Entry {
     order: u64,
-    judged: Judged,
+    /// Boxed: entries are a growing vector, and one of them is 32 bytes instead of 500.
+    judged: Box<Judged>,
     body: Body,
 }
 
@@ -151,7 +152,7 @@ impl Sink for Store<'_> {
         };
         self.entries.push(Entry {
             order,
-            judged,
+            judged: Box::new(judged),
             body,
         });
     }
@@ -202,7 +203,7 @@ impl Stored {
         let mut judged = Vec::with_capacity(entries.len());
         let mut bodies = Vec::with_capacity(entries.len());
         for (store, e) in entries {
-            judged.push(e.judged);
+            judged.push(*e.judged);
             bodies.push((store, e.body));
         }
         let (verdicts, findings) = diagnose::settle(judged, cat);

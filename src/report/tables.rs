@@ -208,7 +208,7 @@ fn connection_columns() -> Vec<Column<Connection>> {
         let n: u64 = c
             .frames
             .iter()
-            .filter(|(k, _)| !FRAME_TYPES.contains(&k.as_str()))
+            .filter(|(k, _)| !FRAME_TYPES.contains(&k.as_ref()))
             .map(|(_, n)| if server { n.server } else { n.client })
             .fold(0, u64::saturating_add);
         int(n)
