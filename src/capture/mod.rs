@@ -2,9 +2,11 @@
 //! [`Packet`]s in time order. Nothing here looks inside a packet beyond its link type; damage to a
 //! file ends that file's stream with a warning, never the program.
 
+mod ahead;
 pub mod live;
 mod merge;
 mod reader;
+mod window;
 
 pub use merge::Merged;
 pub use reader::{CaptureReader, OpenError};
