@@ -99,26 +99,6 @@ pub struct Packet<'a> {
     pub orig_len: u32,
 }
 
-/// A packet that owns its bytes, for merging several inputs by time.
-#[derive(Clone, Debug)]
-pub struct OwnedPacket {
-    pub ts: Ts,
-    pub link: LinkType,
-    pub data: Vec<u8>,
-    pub orig_len: u32,
-}
-
-impl OwnedPacket {
-    pub fn as_packet(&self) -> Packet<'_> {
-        Packet {
-            ts: self.ts,
-            link: self.link,
-            data: &self.data,
-            orig_len: self.orig_len,
-        }
-    }
-}
-
 /// Something wrong with an input that did not stop us from using what came before it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InputWarning {
