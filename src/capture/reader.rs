@@ -307,6 +307,11 @@ impl CaptureReader {
         std::mem::take(&mut self.warnings)
     }
 
+    /// Key log lines from pcapng Decryption Secrets Blocks read since the last `take_secrets`.
+    pub fn secrets(&self) -> &[u8] {
+        &self.secrets
+    }
+
     /// Key log lines from pcapng Decryption Secrets Blocks read since the last call.
     pub fn take_secrets(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.secrets)
