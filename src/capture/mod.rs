@@ -3,6 +3,7 @@
 //! file ends that file's stream with a warning, never the program.
 
 mod ahead;
+mod gunzip;
 pub mod live;
 mod merge;
 mod reader;
