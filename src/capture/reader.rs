@@ -106,7 +106,7 @@ struct Located {
     orig_len: u32,
 }
 
-/// What one record was, as far as this reader cares. Records hold `size` bytes.
+/// What one record was, as far as this reader cares.
 enum Record {
     Packet(Located),
     Other,
@@ -114,6 +114,7 @@ enum Record {
 }
 
 enum Parsed {
+    /// A whole record, and its length in bytes.
     Record(Record, usize),
     /// At least this many more bytes are needed to parse the record.
     NeedMore(usize),
@@ -136,6 +137,7 @@ pub struct CaptureReader {
     current: Option<Located>,
     /// Last timestamp seen: Simple Packet Blocks carry none and inherit it.
     last_ts: Ts,
+    /// Read through gzip: what looks like a corrupt capture may be a damaged stream.
     gzip: bool,
     raw_bytes: Arc<AtomicU64>,
     total_size: Option<u64>,
