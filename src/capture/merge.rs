@@ -1,17 +1,16 @@
 //! Several captures at once, merged by time (as `mergecap` would), so that a capture taken on each
-//! side of a proxy, or a rotated series of files, reads as one. With one input the packets are
-//! passed through without a copy.
+//! side of a proxy, or a rotated series of files, reads as one. No packet is copied: each reader
+//! holds its next packet in its own buffer while the timestamps are compared.
 
-use super::{CaptureReader, InputWarning, OwnedPacket, Packet};
+use super::{CaptureReader, InputWarning, Packet, Ts};
 
 pub struct Merged {
     readers: Vec<CaptureReader>,
-    /// The next packet of each reader, copied out so that all heads can be compared.
-    heads: Vec<Option<OwnedPacket>>,
+    /// The timestamp of each reader's next packet (its current one), `None` once it has ended.
+    heads: Vec<Option<Ts>>,
     primed: bool,
-    current: Option<OwnedPacket>,
-    /// The buffer of the packet handed out last time, reused for the next copy.
-    spare: Vec<u8>,
+    /// The reader whose packet was handed out last: it moves on at the next call.
+    given: Option<usize>,
 }
 
 impl Merged {
@@ -21,8 +20,7 @@ impl Merged {
             readers,
             heads,
             primed: false,
-            current: None,
-            spare: Vec::new(),
+            given: None,
         }
     }
 
@@ -69,36 +67,66 @@ impl Merged {
         }
         if !self.primed {
             for i in 0..self.readers.len() {
-                self.refill(i);
+                self.advance(i);
             }
             self.primed = true;
         }
-        if let Some(old) = self.current.take() {
-            self.spare = old.data;
+        if let Some(i) = self.given.take() {
+            self.advance(i);
         }
         let best = self
             .heads
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| h.as_ref().map(|p| (p.ts, i)))
+            .filter_map(|(i, h)| h.map(|ts| (ts, i)))
             .min()?
             .1;
-        self.current = self.heads[best].take();
-        self.refill(best);
-        self.current.as_ref().map(|p| p.as_packet())
+        self.given = Some(best);
+        self.readers.get(best)?.current()
     }
 
-    fn refill(&mut self, i: usize) {
-        let mut data = std::mem::take(&mut self.spare);
-        self.heads[i] = self.readers[i].next_packet().map(|p| {
-            data.clear();
-            data.extend_from_slice(p.data);
-            OwnedPacket {
-                ts: p.ts,
-                link: p.link,
-                data,
-                orig_len: p.orig_len,
+    fn advance(&mut self, i: usize) {
+        if let (Some(r), Some(head)) = (self.readers.get_mut(i), self.heads.get_mut(i)) {
+            *head = if r.advance() {
+                r.current().map(|p| p.ts)
+            } else {
+                None
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pcap(packets: &[(u32, &[u8])]) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&101u32.to_le_bytes());
+        for (sec, data) in packets {
+            for x in [*sec, 0, data.len() as u32, data.len() as u32] {
+                v.extend_from_slice(&x.to_le_bytes());
             }
-        });
+            v.extend_from_slice(data);
+        }
+        v
+    }
+
+    #[test]
+    fn inputs_merge_by_time_and_ties_keep_the_order_of_the_inputs() {
+        let a = pcap(&[(1, b"a1"), (3, b"a3"), (3, b"a3'"), (7, b"a7")]);
+        let b = pcap(&[(2, b"b2"), (3, b"b3"), (9, b"b9")]);
+        let readers = [a, b]
+            .into_iter()
+            .map(|v| CaptureReader::from_bytes("x", v).unwrap())
+            .collect();
+        let mut m = Merged::new(readers);
+        let mut got = Vec::new();
+        while let Some(p) = m.next_packet() {
+            got.push(String::from_utf8(p.data.to_vec()).unwrap());
+        }
+        assert_eq!(got, ["a1", "b2", "a3", "a3'", "b3", "a7", "b9"]);
     }
 }

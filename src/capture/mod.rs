@@ -2,9 +2,12 @@
 //! [`Packet`]s in time order. Nothing here looks inside a packet beyond its link type; damage to a
 //! file ends that file's stream with a warning, never the program.
 
+mod ahead;
+mod gunzip;
 pub mod live;
 mod merge;
 mod reader;
+mod window;
 
 pub use merge::Merged;
 pub use reader::{CaptureReader, OpenError};
@@ -95,26 +98,6 @@ pub struct Packet<'a> {
     pub link: LinkType,
     pub data: &'a [u8],
     pub orig_len: u32,
-}
-
-/// A packet that owns its bytes, for merging several inputs by time.
-#[derive(Clone, Debug)]
-pub struct OwnedPacket {
-    pub ts: Ts,
-    pub link: LinkType,
-    pub data: Vec<u8>,
-    pub orig_len: u32,
-}
-
-impl OwnedPacket {
-    pub fn as_packet(&self) -> Packet<'_> {
-        Packet {
-            ts: self.ts,
-            link: self.link,
-            data: &self.data,
-            orig_len: self.orig_len,
-        }
-    }
 }
 
 /// Something wrong with an input that did not stop us from using what came before it.

@@ -1,21 +1,52 @@
 //! One capture input read as a stream: the format is recognised by content (gzip, pcap in both byte
 //! orders and both resolutions, pcapng), never by name, so `-` (standard input) works like a file.
-//! Records are parsed by `pcap-parser` straight out of its buffer; a packet borrows that buffer until
-//! the next call. A truncated or corrupt file ends with a warning that says where, after everything
-//! before the damage has been delivered.
+//! Records are parsed by `pcap-parser` where they lie in the reader's buffer ([`super::window`]);
+//! a packet borrows that buffer until the next call. gzip ([`super::gunzip`]) is decompressed on
+//! another thread ([`super::ahead`]) while records are parsed on this one. A truncated or corrupt file ends with
+//! a warning that says where, after everything before the damage has been delivered.
 
+use super::ahead::{self, Ahead};
+use super::gunzip::Gunzip;
+use super::window::{RawInput, Source, Window};
 use super::{InputWarning, LinkType, Packet, Ts};
-use pcap_parser::pcapng::Block;
-use pcap_parser::traits::{PcapNGPacketBlock, PcapReaderIterator};
-use pcap_parser::{LegacyPcapReader, PcapBlockOwned, PcapError, PcapNGReader};
+use pcap_parser::nom::{self, IResult};
+use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_frame_be, parse_pcap_header};
+use pcap_parser::pcapng::{parse_block_be, parse_block_le, Block};
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::{LegacyPcapBlock, PcapError};
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Cursor, Read};
+use std::io::{self, Cursor};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The reader's buffer: large reads keep system calls off the hot path.
-const INITIAL_BUFFER: usize = 1 << 20;
+/// Bytes asked of each `read` of an uncompressed input: large reads keep system calls off the hot
+/// path (a few hundred for a 300 MB file).
+const READ_SIZE: usize = 1 << 20;
+/// How gzip is read ahead: buffers of 1 MiB of decompressed bytes, 4 of them waiting at most. The
+/// headroom holds the start of a record cut in two by the end of a buffer: records are at most a snapshot
+/// length (256 KiB for tcpdump) and a header; longer ones (pcapng blocks with large options) are
+/// still read whole, with a copy.
+const GZIP_AHEAD: ahead::Sizes = ahead::Sizes {
+    headroom: 256 << 10,
+    chunk: 1 << 20,
+    queue: 4,
+};
+/// The buffer sizes in use: these constants, or small ones that put many records across the ends
+/// of buffers (tests).
+#[derive(Clone, Copy)]
+struct Buffers {
+    read: usize,
+    gzip: ahead::Sizes,
+}
+
+impl Buffers {
+    const DEFAULT: Buffers = Buffers {
+        read: READ_SIZE,
+        gzip: GZIP_AHEAD,
+    };
+}
+
 /// Limit `max_record_size`: no pcap record or pcapng block is allowed to be larger than this. Real
 /// snapshot lengths stop at 256 KiB; anything near this limit is corruption.
 const MAX_RECORD: usize = 64 << 20;
@@ -39,22 +70,6 @@ impl fmt::Display for OpenError {
     }
 }
 
-/// A `Read` that counts the raw (still compressed) bytes it delivered, for progress reporting.
-struct Counting<R> {
-    inner: R,
-    count: Arc<AtomicU64>,
-}
-
-impl<R: Read> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
-type Source = Box<dyn Read + Send>;
-
 /// Per-interface facts from a pcapng Interface Description Block.
 #[derive(Clone, Copy, Debug)]
 struct Interface {
@@ -64,18 +79,46 @@ struct Interface {
     offset_secs: i64,
 }
 
+type FrameParser =
+    for<'a> fn(&'a [u8]) -> IResult<&'a [u8], LegacyPcapBlock<'a>, PcapError<&'a [u8]>>;
+
 enum Format {
-    Pcap { link: LinkType, nanos: bool },
-    PcapNg { interfaces: Vec<Interface> },
+    Pcap {
+        link: LinkType,
+        nanos: bool,
+        /// Records in the byte order of the file header.
+        frame: FrameParser,
+    },
+    PcapNg {
+        interfaces: Vec<Interface>,
+        /// Byte order of the current section.
+        big_endian: bool,
+    },
 }
 
-/// Where a packet's bytes lie inside the parser's buffer; see [`CaptureReader::next_packet`].
+/// A packet's place in the window's data and what the record says about it.
+#[derive(Clone, Copy)]
 struct Located {
     start: usize,
     len: usize,
     ts: Ts,
     link: LinkType,
     orig_len: u32,
+}
+
+/// What one record was, as far as this reader cares.
+enum Record {
+    Packet(Located),
+    Other,
+    UndeclaredInterface(u32),
+}
+
+enum Parsed {
+    /// A whole record, and its length in bytes.
+    Record(Record, usize),
+    /// At least this many more bytes are needed to parse the record.
+    NeedMore(usize),
+    Invalid(String),
 }
 
 enum Step {
@@ -86,13 +129,16 @@ enum Step {
 
 pub struct CaptureReader {
     name: String,
-    inner: Box<dyn PcapReaderIterator + Send>,
+    window: Window,
     format: Format,
-    /// Bytes of the previous record still to be consumed before the next is parsed.
+    /// Bytes of the current record, consumed before the next one is parsed.
     pending: usize,
+    /// The packet last found, still in the window: see [`CaptureReader::advance`].
+    current: Option<Located>,
     /// Last timestamp seen: Simple Packet Blocks carry none and inherit it.
     last_ts: Ts,
-    buffer_size: usize,
+    /// Read through gzip: what looks like a corrupt capture may be a damaged stream.
+    gzip: bool,
     raw_bytes: Arc<AtomicU64>,
     total_size: Option<u64>,
     packets: u64,
@@ -105,54 +151,48 @@ pub struct CaptureReader {
 impl CaptureReader {
     /// Opens a file, or standard input for `-`.
     pub fn open(name: &str) -> Result<CaptureReader, OpenError> {
-        let count = Arc::new(AtomicU64::new(0));
         let (raw, total_size): (Source, Option<u64>) = if name == "-" {
-            (
-                Box::new(Counting {
-                    inner: io::stdin(),
-                    count: count.clone(),
-                }),
-                None,
-            )
+            (Box::new(io::stdin()), None)
         } else {
             let file = File::open(name).map_err(|e| OpenError::Io(name.to_string(), e))?;
             let size = file.metadata().ok().map(|m| m.len());
-            (
-                Box::new(Counting {
-                    inner: file,
-                    count: count.clone(),
-                }),
-                size,
-            )
+            (Box::new(file), size)
         };
-        Self::from_source(name, raw, count, total_size)
+        Self::from_source(name, raw, total_size, Buffers::DEFAULT)
     }
 
     /// Reads a capture held in memory (tests, fuzzing).
     pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<CaptureReader, OpenError> {
-        let count = Arc::new(AtomicU64::new(0));
         let size = bytes.len() as u64;
-        let raw: Source = Box::new(Counting {
-            inner: Cursor::new(bytes),
-            count: count.clone(),
-        });
-        Self::from_source(name, raw, count, Some(size))
+        Self::from_source(
+            name,
+            Box::new(Cursor::new(bytes)),
+            Some(size),
+            Buffers::DEFAULT,
+        )
     }
 
     fn from_source(
         name: &str,
         raw: Source,
-        raw_bytes: Arc<AtomicU64>,
         total_size: Option<u64>,
+        buffers: Buffers,
     ) -> Result<CaptureReader, OpenError> {
         let io_err = |e| OpenError::Io(name.to_string(), e);
-        let (prefix, raw) = peek(raw, 2).map_err(io_err)?;
-        let source: Source = if prefix.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::MultiGzDecoder::new(raw))
+        let raw_bytes = Arc::new(AtomicU64::new(0));
+        let mut raw = RawInput::new(raw, raw_bytes.clone());
+        let gzip = raw.peek(2).map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
+        let mut window = if gzip {
+            let ahead = Ahead::spawn(Gunzip::new(raw), buffers.gzip).map_err(io_err)?;
+            Window::ahead(ahead)
         } else {
-            raw
+            // A small input gets a buffer its size, not a megabyte (fuzzing reads many).
+            let read_size = total_size.map_or(buffers.read, |s| {
+                (s as usize).saturating_add(1).max(4096).min(buffers.read)
+            });
+            Window::reading(raw, read_size)
         };
-        let (head, source) = peek(source, 12).map_err(io_err)?;
+        let head = fill_to(&mut window, 12).map_err(io_err)?;
         if head.is_empty() {
             return Err(OpenError::Empty(name.to_string()));
         }
@@ -166,8 +206,6 @@ impl CaptureReader {
             }
         };
         let not_capture = |why: String| OpenError::NotACapture(name.to_string(), why);
-        // The first record (pcap file header, pcapng section header) must be whole in the parser's
-        // first read, so exactly that much is read ahead: reading more would stall a pipe.
         let (format_is_ng, header_len) = match magic {
             [0xd4, 0xc3, 0xb2, 0xa1]
             | [0xa1, 0xb2, 0xc3, 0xd4]
@@ -198,39 +236,47 @@ impl CaptureReader {
                 )))
             }
         };
-        let (head, source) = peek(source, header_len).map_err(io_err)?;
+        let head = fill_to(&mut window, header_len).map_err(io_err)?;
         if head.len() < header_len {
             return Err(not_capture(format!(
                 "file ends inside its {header_len}-byte header"
             )));
         }
-        let parse_err = |e: PcapError<&'static [u8]>| not_capture(format!("{e:?}"));
-        let (inner, format): (Box<dyn PcapReaderIterator + Send>, Format) = if format_is_ng {
-            let r = PcapNGReader::new(INITIAL_BUFFER, source).map_err(parse_err)?;
-            (
-                Box::new(r),
-                Format::PcapNg {
-                    interfaces: Vec::new(),
-                },
-            )
+        let format = if format_is_ng {
+            // The section header block is read as the first record, like any later one.
+            if let Err(e) = pcap_parser::pcapng::parse_sectionheaderblock(head) {
+                return Err(not_capture(nom_error(e)));
+            }
+            Format::PcapNg {
+                interfaces: Vec::new(),
+                big_endian: false,
+            }
         } else {
-            let r = LegacyPcapReader::new(INITIAL_BUFFER, source).map_err(parse_err)?;
-            // Link type and resolution arrive with the LegacyHeader block.
-            (
-                Box::new(r),
-                Format::Pcap {
-                    link: LinkType::Ethernet,
-                    nanos: false,
-                },
-            )
+            let header = match parse_pcap_header(head) {
+                Ok((_, h)) => h,
+                Err(e) => return Err(not_capture(nom_error(e))),
+            };
+            let frame: FrameParser = if header.is_bigendian() {
+                parse_pcap_frame_be
+            } else {
+                parse_pcap_frame
+            };
+            let format = Format::Pcap {
+                link: LinkType::from_number(header.network.0),
+                nanos: header.is_nanosecond_precision(),
+                frame,
+            };
+            window.consume(header_len);
+            format
         };
         Ok(CaptureReader {
             name: name.to_string(),
-            inner,
+            window,
             format,
             pending: 0,
+            current: None,
             last_ts: Ts(0),
-            buffer_size: INITIAL_BUFFER,
+            gzip,
             raw_bytes,
             total_size,
             packets: 0,
@@ -257,6 +303,11 @@ impl CaptureReader {
         std::mem::take(&mut self.warnings)
     }
 
+    /// Key log lines from pcapng Decryption Secrets Blocks read since the last `take_secrets`.
+    pub fn secrets(&self) -> &[u8] {
+        &self.secrets
+    }
+
     /// Key log lines from pcapng Decryption Secrets Blocks read since the last call.
     pub fn take_secrets(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.secrets)
@@ -269,21 +320,40 @@ impl CaptureReader {
 
     /// The next packet, or `None` at the end of the input (or at damage, with a warning).
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
+        if self.advance() {
+            self.current()
+        } else {
+            None
+        }
+    }
+
+    /// Moves to the next packet, which [`current`](Self::current) then gives until the next call;
+    /// `false` at the end of the input. The packet stays where it was read, so several readers
+    /// can each hold one while they are compared ([`super::Merged`]).
+    pub(super) fn advance(&mut self) -> bool {
+        self.current = None;
         loop {
             match self.step() {
                 Step::Packet(loc) => {
-                    let data = self.inner.data().get(loc.start..loc.start + loc.len)?;
-                    return Some(Packet {
-                        ts: loc.ts,
-                        link: loc.link,
-                        data,
-                        orig_len: loc.orig_len,
-                    });
+                    self.current = Some(loc);
+                    return true;
                 }
                 Step::Skip => continue,
-                Step::End => return None,
+                Step::End => return false,
             }
         }
+    }
+
+    /// The packet the last [`advance`](Self::advance) moved to.
+    pub(super) fn current(&self) -> Option<Packet<'_>> {
+        let loc = self.current?;
+        let data = self.window.data().get(loc.start..)?.get(..loc.len)?;
+        Some(Packet {
+            ts: loc.ts,
+            link: loc.link,
+            data,
+            orig_len: loc.orig_len,
+        })
     }
 
     fn warn(&mut self, message: String) {
@@ -293,178 +363,58 @@ impl CaptureReader {
         });
     }
 
-    /// Parses one record. A packet is returned as a location in the buffer rather than a slice, so
-    /// that the borrow of the parser ends here and the caller can take the slice afterwards.
+    /// Parses one record, reading more of the input first when the record is not whole yet.
     fn step(&mut self) -> Step {
         if self.finished {
             return Step::End;
         }
         if self.pending > 0 {
-            self.inner.consume(self.pending);
+            self.window.consume(self.pending);
             self.pending = 0;
         }
-        let buffer_start = self.inner.data().as_ptr() as usize;
-        let result = self.inner.next();
-        match result {
-            Ok((offset, block)) => {
-                self.pending = offset;
-                let located = match block {
-                    PcapBlockOwned::LegacyHeader(hdr) => {
-                        self.format = Format::Pcap {
-                            link: LinkType::from_number(hdr.network.0),
-                            nanos: hdr.is_nanosecond_precision(),
-                        };
-                        None
-                    }
-                    PcapBlockOwned::Legacy(b) => {
-                        let (link, nanos) = match self.format {
-                            Format::Pcap { link, nanos } => (link, nanos),
-                            Format::PcapNg { .. } => (LinkType::Other(-1), false),
-                        };
-                        let frac = if nanos {
-                            b.ts_usec as i64
-                        } else {
-                            b.ts_usec as i64 * 1000
-                        };
-                        let ts = Ts::from_parts(b.ts_sec as i64, frac);
-                        let len = b.data.len().min(b.caplen as usize);
-                        Some((b.data.as_ptr() as usize, len, ts, link, b.origlen))
-                    }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
-                        // A new section starts a new list of interfaces.
-                        self.format = Format::PcapNg {
-                            interfaces: Vec::new(),
-                        };
-                        None
-                    }
-                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                        let units_per_sec = resolution(idb.if_tsresol);
-                        if let Format::PcapNg { interfaces } = &mut self.format {
-                            interfaces.push(Interface {
-                                link: LinkType::from_number(idb.linktype.0),
-                                units_per_sec,
-                                offset_secs: idb.if_tsoffset,
-                            });
-                        }
-                        None
-                    }
-                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        let iface = match &self.format {
-                            Format::PcapNg { interfaces } => {
-                                interfaces.get(epb.if_id as usize).copied()
-                            }
-                            Format::Pcap { .. } => None,
-                        };
-                        match iface {
-                            Some(iface) => {
-                                let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                                let ts = pcapng_ts(raw, iface);
-                                let data = epb.packet_data();
-                                Some((
-                                    data.as_ptr() as usize,
-                                    data.len(),
-                                    ts,
-                                    iface.link,
-                                    epb.origlen,
-                                ))
-                            }
-                            None => {
-                                let id = epb.if_id;
-                                self.warn(format!("packet for undeclared interface {id} skipped"));
-                                None
-                            }
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
-                        let iface = match &self.format {
-                            Format::PcapNg { interfaces } => interfaces.first().copied(),
-                            Format::Pcap { .. } => None,
-                        };
-                        match iface {
-                            Some(iface) => {
-                                let data = spb.packet_data();
-                                Some((
-                                    data.as_ptr() as usize,
-                                    data.len(),
-                                    self.last_ts,
-                                    iface.link,
-                                    spb.origlen,
-                                ))
-                            }
-                            None => None,
-                        }
-                    }
-                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb)) => {
-                        // 0x544c534b = "TLSK": an NSS key log.
-                        if dsb.secrets_type.0 == 0x544c_534b {
-                            let n = (dsb.secrets_len as usize).min(dsb.data.len());
-                            self.secrets.extend_from_slice(&dsb.data[..n]);
-                            self.secrets.push(b'\n');
-                        }
-                        None
-                    }
-                    // Statistics, name resolution, custom and unknown blocks carry no packets.
-                    PcapBlockOwned::NG(_) => None,
-                };
-                match located {
-                    Some((ptr, len, ts, link, orig_len)) => {
+        let data = self.window.data();
+        if data.is_empty() && self.window.exhausted() {
+            self.finished = true;
+            return Step::End;
+        }
+        match parse(&mut self.format, self.last_ts, &mut self.secrets, data) {
+            Parsed::Record(record, size) => {
+                self.pending = size;
+                match record {
+                    Record::Packet(loc) => {
                         self.packets += 1;
-                        self.last_ts = ts;
-                        Step::Packet(Located {
-                            start: ptr - buffer_start,
-                            len,
-                            ts,
-                            link,
-                            orig_len,
-                        })
+                        self.last_ts = loc.ts;
+                        Step::Packet(loc)
                     }
-                    None => Step::Skip,
+                    Record::Other => Step::Skip,
+                    Record::UndeclaredInterface(id) => {
+                        self.warn(format!("packet for undeclared interface {id} skipped"));
+                        Step::Skip
+                    }
                 }
             }
-            Err(PcapError::Eof) => {
-                self.finished = true;
-                Step::End
-            }
-            Err(PcapError::Incomplete(_)) => {
-                if self.inner.reader_exhausted() {
+            Parsed::NeedMore(need) => {
+                if self.window.exhausted() {
                     self.truncated();
                     return Step::End;
                 }
-                if let Err(e) = self.inner.refill() {
-                    let e = format!("{e:?}");
-                    self.read_failed(&e);
-                    return Step::End;
-                }
-                Step::Skip
-            }
-            Err(PcapError::BufferTooSmall) => {
-                if self.buffer_size >= MAX_RECORD {
+                let have = self.window.data().len();
+                if have.saturating_add(need) > MAX_RECORD {
                     self.corrupt(&format!(
                         "a record larger than the {} MiB limit max_record_size",
                         MAX_RECORD >> 20
                     ));
                     return Step::End;
                 }
-                self.buffer_size *= 2;
-                self.inner.grow(self.buffer_size);
-                if let Err(e) = self.inner.refill() {
-                    let e = format!("{e:?}");
-                    self.read_failed(&e);
-                    return Step::End;
+                match self.window.refill(need) {
+                    Ok(_) => Step::Skip,
+                    Err(e) => {
+                        self.read_failed(&e);
+                        Step::End
+                    }
                 }
-                Step::Skip
             }
-            Err(PcapError::UnexpectedEof) => {
-                self.truncated();
-                Step::End
-            }
-            Err(PcapError::ReadError) => {
-                self.read_failed("read error");
-                Step::End
-            }
-            Err(e) => {
-                let e = format!("{e:?}");
-                let e: String = e.chars().take(120).collect();
+            Parsed::Invalid(e) => {
                 self.corrupt(&e);
                 Step::End
             }
@@ -472,7 +422,7 @@ impl CaptureReader {
     }
 
     fn position(&self) -> u64 {
-        self.inner.consumed() as u64
+        self.window.position()
     }
 
     fn truncated(&mut self) {
@@ -485,37 +435,160 @@ impl CaptureReader {
 
     fn corrupt(&mut self, why: &str) {
         self.finished = true;
+        // Out of a damaged gzip stream comes garbage before the decoder notices: if the stream
+        // fails soon after, that is the damage to report. Not on a pipe, which may stay open.
+        if self.gzip && self.total_size.is_some() {
+            if let Some(e) = self.window.failure_ahead(MAX_RECORD) {
+                self.read_failed(&e);
+                return;
+            }
+        }
         let (pos, n) = (self.position(), self.packets);
         self.warn(format!(
             "capture is corrupt at byte {pos}, after packet {n} ({why}); the rest is not read"
         ));
     }
 
-    fn read_failed(&mut self, why: &str) {
+    fn read_failed(&mut self, e: &io::Error) {
         self.finished = true;
         let (pos, n) = (self.position(), self.packets);
         self.warn(format!(
-            "input stopped at byte {pos}, after packet {n}: {why} (a gzip stream that is truncated or corrupt?)"
+            "input stopped at byte {pos}, after packet {n}: {e}"
         ));
     }
 }
 
-/// Reads until `want` bytes are buffered or the input ends, and gives back a copy of those bytes
-/// with the whole input, those bytes included, so that the first read returns exactly them.
-fn peek(mut source: Source, want: usize) -> io::Result<(Vec<u8>, Source)> {
-    let mut prefix = vec![0u8; want];
-    let mut filled = 0;
-    while filled < want {
-        match source.read(&mut prefix[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+/// Reads until the window holds `n` bytes or the input ends; gives what it holds.
+fn fill_to(window: &mut Window, n: usize) -> io::Result<&[u8]> {
+    while window.data().len() < n && window.refill(n - window.data().len())? {}
+    Ok(window.data())
+}
+
+/// The `Debug` text of a parse error, cut short: it may quote the input.
+fn nom_error<I: fmt::Debug>(e: nom::Err<PcapError<I>>) -> String {
+    let e = match e {
+        nom::Err::Error(e) | nom::Err::Failure(e) => format!("{e:?}"),
+        nom::Err::Incomplete(_) => "incomplete".to_string(),
+    };
+    e.chars().take(120).collect()
+}
+
+/// Parses the record at the start of `data`. Packets are given as places in `data`, so that the
+/// caller's borrow of the window ends here.
+fn parse(format: &mut Format, last_ts: Ts, secrets: &mut Vec<u8>, data: &[u8]) -> Parsed {
+    // pcap-parser gives packets as slices of `data`; anything else would end the input (`current`).
+    let at = |slice: &[u8]| {
+        (slice.as_ptr() as usize)
+            .checked_sub(data.as_ptr() as usize)
+            .unwrap_or(usize::MAX)
+    };
+    let result = match format {
+        Format::Pcap { link, nanos, frame } => frame(data).map(|(rest, b)| {
+            let frac = if *nanos {
+                b.ts_usec as i64
+            } else {
+                b.ts_usec as i64 * 1000
+            };
+            let ts = Ts::from_parts(b.ts_sec as i64, frac);
+            let len = b.data.len().min(b.caplen as usize);
+            let loc = Located {
+                start: at(b.data),
+                len,
+                ts,
+                link: *link,
+                orig_len: b.origlen,
+            };
+            (rest, Record::Packet(loc))
+        }),
+        Format::PcapNg {
+            interfaces,
+            big_endian,
+        } => {
+            let block = if *big_endian {
+                parse_block_be(data)
+            } else {
+                parse_block_le(data)
+            };
+            block.map(|(rest, block)| {
+                (
+                    rest,
+                    ng_record(block, interfaces, big_endian, last_ts, secrets, at),
+                )
+            })
         }
+    };
+    match result {
+        Ok((rest, record)) => Parsed::Record(record, data.len() - rest.len()),
+        Err(nom::Err::Incomplete(needed)) => Parsed::NeedMore(match needed {
+            nom::Needed::Size(n) => n.get(),
+            nom::Needed::Unknown => 1,
+        }),
+        Err(e) => Parsed::Invalid(nom_error(e)),
     }
-    prefix.truncate(filled);
-    let copy = prefix.clone();
-    Ok((copy, Box::new(Cursor::new(prefix).chain(source))))
+}
+
+fn ng_record(
+    block: Block<'_>,
+    interfaces: &mut Vec<Interface>,
+    big_endian: &mut bool,
+    last_ts: Ts,
+    secrets: &mut Vec<u8>,
+    at: impl Fn(&[u8]) -> usize,
+) -> Record {
+    match block {
+        Block::SectionHeader(shb) => {
+            // A new section starts a new list of interfaces, and may change the byte order.
+            *big_endian = shb.big_endian();
+            interfaces.clear();
+            Record::Other
+        }
+        Block::InterfaceDescription(idb) => {
+            interfaces.push(Interface {
+                link: LinkType::from_number(idb.linktype.0),
+                units_per_sec: resolution(idb.if_tsresol),
+                offset_secs: idb.if_tsoffset,
+            });
+            Record::Other
+        }
+        Block::EnhancedPacket(epb) => match interfaces.get(epb.if_id as usize) {
+            Some(&iface) => {
+                let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                let data = epb.packet_data();
+                Record::Packet(Located {
+                    start: at(data),
+                    len: data.len(),
+                    ts: pcapng_ts(raw, iface),
+                    link: iface.link,
+                    orig_len: epb.origlen,
+                })
+            }
+            None => Record::UndeclaredInterface(epb.if_id),
+        },
+        Block::SimplePacket(spb) => match interfaces.first() {
+            Some(iface) => {
+                let data = spb.packet_data();
+                Record::Packet(Located {
+                    start: at(data),
+                    len: data.len(),
+                    ts: last_ts,
+                    link: iface.link,
+                    orig_len: spb.origlen,
+                })
+            }
+            None => Record::Other,
+        },
+        Block::DecryptionSecrets(dsb) => {
+            // 0x544c534b = "TLSK": an NSS key log.
+            if dsb.secrets_type.0 == 0x544c_534b {
+                let n = (dsb.secrets_len as usize).min(dsb.data.len());
+                secrets.extend_from_slice(&dsb.data[..n]);
+                secrets.push(b'\n');
+            }
+            Record::Other
+        }
+        // Statistics, name resolution, custom and unknown blocks carry no packets.
+        _ => Record::Other,
+    }
 }
 
 /// pcapng `if_tsresol`: a power of 10 or (high bit set) of 2, in units per second. An impossible
@@ -542,6 +615,7 @@ fn pcapng_ts(raw: u64, iface: Interface) -> Ts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn pcap_header(magic: [u8; 4], link: u32) -> Vec<u8> {
         let mut v = magic.to_vec();
@@ -694,6 +768,165 @@ mod tests {
         );
         assert!(r.next_packet().is_none());
         assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+    }
+
+    /// A pcap of packets of many sizes, one of them longer than the small headroom below.
+    fn varied_pcap() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let mut v = pcap_header([0xd4, 0xc3, 0xb2, 0xa1], 101);
+        let mut packets = Vec::new();
+        for i in 0..300u32 {
+            let len = if i == 150 {
+                5000
+            } else {
+                (i * 37 % 700) as usize
+            };
+            let p: Vec<u8> = (0..len).map(|b| (b as u32 ^ i) as u8).collect();
+            v.extend(record(i, 0, &p));
+            packets.push(p);
+        }
+        (v, packets)
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    const SMALL: Buffers = Buffers {
+        read: 100,
+        gzip: ahead::Sizes {
+            headroom: 1024,
+            chunk: 300,
+            queue: 2,
+        },
+    };
+
+    fn read_all(r: &mut CaptureReader) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(p) = r.next_packet() {
+            out.push(p.data.to_vec());
+        }
+        out
+    }
+
+    #[test]
+    fn records_across_the_ends_of_buffers_read_whole() {
+        let (pcap, packets) = varied_pcap();
+        for bytes in [pcap.clone(), gzip(&pcap)] {
+            let raw: Source = Box::new(Cursor::new(bytes));
+            let mut r = CaptureReader::from_source("small", raw, None, SMALL).unwrap();
+            assert_eq!(read_all(&mut r), packets);
+            assert!(r.warnings().is_empty(), "{:?}", r.warnings());
+            assert_eq!(r.position(), pcap.len() as u64);
+        }
+    }
+
+    #[test]
+    fn truncated_gzip_keeps_what_came_before_and_says_where_it_stopped() {
+        let (pcap, packets) = varied_pcap();
+        let gz = gzip(&pcap);
+        let cut = gz[..gz.len() / 2].to_vec();
+        let raw: Source = Box::new(Cursor::new(cut));
+        let mut r = CaptureReader::from_source("cut.gz", raw, None, SMALL).unwrap();
+        let got = read_all(&mut r);
+        assert!(
+            !got.is_empty() && got.len() < packets.len(),
+            "{}",
+            got.len()
+        );
+        assert_eq!(got[..], packets[..got.len()]);
+        assert_eq!(r.warnings().len(), 1);
+        let w = &r.warnings()[0].message;
+        assert!(
+            w.starts_with(&format!(
+                "input stopped at byte {}, after packet {}: ",
+                r.position(),
+                got.len()
+            )),
+            "{w}"
+        );
+        assert!(w.contains("gzip"), "{w}");
+    }
+
+    #[test]
+    fn garbage_from_a_damaged_gzip_stream_is_reported_as_gzip_damage() {
+        let (pcap, packets) = varied_pcap();
+        let mut gz = gzip(&pcap);
+        let mid = gz.len() / 2;
+        for b in &mut gz[mid..mid + 16] {
+            *b ^= 0x55;
+        }
+        let size = Some(gz.len() as u64);
+        let raw: Source = Box::new(Cursor::new(gz));
+        let mut r = CaptureReader::from_source("corrupt.gz", raw, size, SMALL).unwrap();
+        let got = read_all(&mut r);
+        // Packets right before the damage may be garbage: only the warning is checked.
+        assert!(!got.is_empty() && got.len() < packets.len());
+        assert_eq!(r.warnings().len(), 1);
+        let w = &r.warnings()[0].message;
+        assert!(w.starts_with("input stopped at byte"), "{w}");
+        assert!(w.contains("gzip"), "{w}");
+    }
+
+    /// Standard input fed by a live capture: bytes come when they come, and the pipe stays open.
+    struct Pipe(std::sync::mpsc::Receiver<Vec<u8>>, Vec<u8>);
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1.is_empty() {
+                match self.0.recv() {
+                    Ok(b) => self.1 = b,
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = self.1.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.1[..n]);
+            self.1.drain(..n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_slow_pipe_gives_each_packet_as_it_arrives() {
+        use std::io::Write;
+        use std::sync::mpsc;
+        use std::time::Duration;
+        for gzipped in [false, true] {
+            let (to_pipe, pipe) = mpsc::channel::<Vec<u8>>();
+            let (to_test, packets) = mpsc::channel::<Vec<u8>>();
+            let reader = std::thread::spawn(move || {
+                let raw: Source = Box::new(Pipe(pipe, Vec::new()));
+                let mut r = CaptureReader::from_source("-", raw, None, Buffers::DEFAULT).unwrap();
+                while let Some(p) = r.next_packet() {
+                    let _ = to_test.send(p.data.to_vec());
+                }
+                r.take_warnings()
+            });
+            // Each packet is written (and, gzipped, flushed) and must come out before the next.
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            let mut send = |bytes: &[u8]| {
+                if gzipped {
+                    enc.write_all(bytes).unwrap();
+                    enc.flush().unwrap();
+                    to_pipe.send(std::mem::take(enc.get_mut())).unwrap();
+                } else {
+                    to_pipe.send(bytes.to_vec()).unwrap();
+                }
+            };
+            send(&pcap_header([0xd4, 0xc3, 0xb2, 0xa1], 101));
+            for i in 0..3u8 {
+                send(&record(i as u32, 0, &[i; 10]));
+                let got = packets.recv_timeout(Duration::from_secs(20));
+                assert_eq!(got, Ok(vec![i; 10]), "gzip {gzipped}, packet {i}");
+            }
+            if gzipped {
+                to_pipe.send(enc.finish().unwrap()).unwrap();
+            }
+            drop(to_pipe);
+            assert!(reader.join().unwrap().is_empty());
+        }
     }
 
     #[test]

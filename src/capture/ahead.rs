@@ -1,0 +1,175 @@
+//! A thread that reads one input ahead of the record parser: gzip is decompressed there, on one
+//! core, while records are parsed on another. It fills large buffers and hands them over through a
+//! bounded queue; the parser gives each buffer back when it has moved on to the next, so buffers
+//! are allocated only until the queue is full, and the memory in flight is fixed
+//! (about `queue + 3` buffers).
+//!
+//! Every buffer starts with `headroom` free bytes, where the parser puts the start of a record that
+//! the end of the previous buffer cut in two ([`super::window`]): records are parsed where they
+//! lie, and only those starts are ever copied.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::thread::{self, JoinHandle};
+
+/// What the thread reads from.
+pub(super) trait Fill: Read + Send + 'static {
+    /// The last read of the underlying input came back short: more may take a while (a pipe fed
+    /// by a live capture), so what has been read is handed over now, not when the buffer is full.
+    fn waiting(&self) -> bool;
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sizes {
+    /// Free bytes at the start of each buffer; see the module comment.
+    pub headroom: usize,
+    /// Bytes read into each buffer, after its headroom.
+    pub chunk: usize,
+    /// Full buffers waiting for the parser, at most.
+    pub queue: usize,
+}
+
+/// What the thread hands over: a buffer with its bytes at `[headroom..end]`, the end of the
+/// input, or the error that ended it.
+pub(super) enum Next {
+    Data(Vec<u8>, usize),
+    End,
+    Failed(io::Error),
+}
+
+pub(super) struct Ahead {
+    full: Receiver<Next>,
+    empty: Sender<Vec<u8>>,
+    thread: Option<JoinHandle<()>>,
+    sizes: Sizes,
+}
+
+impl Ahead {
+    /// Starts the thread. It stops at the end of the input, at an error, or when this is dropped
+    /// (at its next hand-over: a read that blocks, on a pipe, is waited for first).
+    pub(super) fn spawn<R: Fill>(input: R, sizes: Sizes) -> io::Result<Ahead> {
+        let sizes = Sizes {
+            headroom: sizes.headroom,
+            chunk: sizes.chunk.max(1),
+            queue: sizes.queue.max(1),
+        };
+        let (to_parser, full) = mpsc::sync_channel(sizes.queue);
+        let (empty, recycled) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("capture-read-ahead".into())
+            .spawn(move || fill(input, sizes, to_parser, recycled))?;
+        Ok(Ahead {
+            full,
+            empty,
+            thread: Some(thread),
+            sizes,
+        })
+    }
+
+    pub(super) fn headroom(&self) -> usize {
+        self.sizes.headroom
+    }
+
+    /// The next buffer, waiting for it if need be.
+    pub(super) fn next(&mut self) -> Next {
+        match self.full.recv() {
+            Ok(next) => next,
+            Err(_) => {
+                // The thread is gone without a last word: it panicked (a bug in the decoder).
+                // The panic goes on here, as if the decoding had run on this thread.
+                if let Some(Err(panic)) = self.thread.take().map(JoinHandle::join) {
+                    std::panic::resume_unwind(panic);
+                }
+                Next::End
+            }
+        }
+    }
+
+    /// Gives a buffer back to be filled again; one of another size is dropped.
+    pub(super) fn recycle(&self, buf: Vec<u8>) {
+        if buf.len() == self.sizes.headroom + self.sizes.chunk {
+            let _ = self.empty.send(buf);
+        }
+    }
+}
+
+fn fill<R: Fill>(mut input: R, sizes: Sizes, full: SyncSender<Next>, recycled: Receiver<Vec<u8>>) {
+    let fresh = || {
+        recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![0; sizes.headroom + sizes.chunk])
+    };
+    let mut buf = fresh();
+    let mut end = sizes.headroom;
+    loop {
+        let last = match input.read(&mut buf[end..]) {
+            Ok(0) => Some(Next::End),
+            Ok(n) => {
+                end += n;
+                None
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => Some(Next::Failed(e)),
+        };
+        let full_now = end == buf.len() || last.is_some() || input.waiting();
+        if full_now && end > sizes.headroom {
+            let next = std::mem::replace(&mut buf, fresh());
+            // The parser is gone (its input ended early, at damage): nothing more to do.
+            if full.send(Next::Data(next, end)).is_err() {
+                return;
+            }
+            end = sizes.headroom;
+        }
+        if let Some(last) = last {
+            let _ = full.send(last);
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    struct Trickle(Cursor<Vec<u8>>, usize);
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+
+    impl Fill for Trickle {
+        fn waiting(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn buffers_arrive_in_order_with_their_headroom_and_are_recycled() {
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        let sizes = Sizes {
+            headroom: 16,
+            chunk: 1000,
+            queue: 2,
+        };
+        let mut ahead = Ahead::spawn(Trickle(Cursor::new(bytes.clone()), 700), sizes).unwrap();
+        let mut got = Vec::new();
+        loop {
+            match ahead.next() {
+                Next::Data(buf, end) => {
+                    assert_eq!(buf.len(), 1016);
+                    // A trickling input is handed over at each read, not when the buffer is full.
+                    assert!(end - 16 <= 700, "{end}");
+                    got.extend_from_slice(&buf[16..end]);
+                    ahead.recycle(buf);
+                }
+                Next::End => break,
+                Next::Failed(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, bytes);
+    }
+}
