@@ -187,11 +187,13 @@ impl Framer {
         self.clear_hunt();
     }
 
+    /// Ends a hunt. Its buffers are freed rather than kept for the next one: a framer hunts rarely,
+    /// and a capture holds many framers at once.
     fn clear_hunt(&mut self) {
-        self.hunt.clear();
-        self.hunt_starts.clear();
-        self.start_candidates.clear();
-        self.candidates.clear();
+        self.hunt = Vec::new();
+        self.hunt_starts = Vec::new();
+        self.start_candidates = Vec::new();
+        self.candidates = BinaryHeap::new();
         self.scanned = 0;
     }
 
