@@ -73,6 +73,7 @@ impl Connection {
         let side = &mut self.sides[dir.index()];
         if side.block.take().is_some() {
             side.hpack.lose_state();
+            side.bytes = Vec::new();
         }
     }
 
