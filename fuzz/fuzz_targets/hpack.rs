@@ -1,4 +1,5 @@
-//! Property: no header block, however malformed, panics the HPACK glue or httlib-hpack behind it.
+//! Property: no header block, however malformed, panics the HPACK decoder (structure walk, static
+//! and dynamic tables, Huffman decoding).
 //! The first byte picks the table state (known or unknown); the rest is split into blocks decoded
 //! in sequence on one table, as a connection would.
 #![no_main]

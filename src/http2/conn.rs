@@ -1,11 +1,12 @@
 //! HTTP/2 connection semantics: frames from both directions become timeline facts — frame counts,
 //! PINGs, GOAWAYs, RST_STREAMs, SETTINGS, and streams with their requests, statuses and lifetimes.
 //! Header blocks (HEADERS or PUSH_PROMISE with their CONTINUATIONs) are assembled and decoded with
-//! one HPACK table per direction.
+//! one HPACK table per direction. A block in a single frame, the common case, is decoded where the
+//! framer holds it; only blocks spread over CONTINUATIONs are copied together.
 
 use super::frame::{self, kind, settings, FrameError};
 use super::framer::{RawFrame, MAX_KEPT_HEADER_PAYLOAD};
-use super::hpack::{BlockDecoder, Fields};
+use super::hpack::{BlockDecoder, Field, Fields};
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline};
@@ -13,13 +14,12 @@ use crate::timeline::{EventKind, Timeline};
 /// Limit `max_continuation_frames`: CONTINUATION frames in one header block.
 pub const MAX_CONTINUATIONS: u32 = 1000;
 
-/// A header block being assembled.
+/// A header block being assembled (its bytes are in [`Side::bytes`]).
 struct Block {
     stream: u32,
     /// For PUSH_PROMISE: the promised stream the block describes.
     promised: Option<u32>,
     end_stream: bool,
-    bytes: Vec<u8>,
     continuations: u32,
     /// Some of the block was lost or exceeded the limit: it is not decoded.
     damaged: bool,
@@ -29,9 +29,14 @@ struct Block {
     declared: usize,
 }
 
+/// A block buffer larger than this is freed once its block is decoded, not kept for the next.
+const BLOCK_BUFFER_KEPT: usize = 16 * 1024;
+
 struct Side {
     hpack: BlockDecoder,
     block: Option<Block>,
+    /// The fragments of `block` so far; the buffer is reused from block to block.
+    bytes: Vec<u8>,
     /// SETTINGS_MAX_FRAME_SIZE that applies to this side's frames: the default until the peer's
     /// SETTINGS says otherwise; unknown (not checked) when the connection's start is not captured.
     max_frame_size: Option<u32>,
@@ -54,6 +59,7 @@ impl Connection {
         let side = || Side {
             hpack: BlockDecoder::new(hpack_known),
             block: None,
+            bytes: Vec::new(),
             max_frame_size: hpack_known.then_some(frame::DEFAULT_MAX_FRAME_SIZE),
         };
         Connection {
@@ -67,6 +73,7 @@ impl Connection {
         let side = &mut self.sides[dir.index()];
         if side.block.take().is_some() {
             side.hpack.lose_state();
+            side.bytes = Vec::new();
         }
     }
 
@@ -104,137 +111,143 @@ impl Connection {
                 self.lost(dir);
             }
         }
-        let result: Result<(), FrameError> =
-            match head.kind {
-                kind::DATA => frame::Data::parse(&head).map(|d| {
-                    if let Some(s) = tl.stream(head.stream) {
-                        let new = s.opened.is_none() && s.closed.is_none();
-                        if new {
-                            s.opened = Some(ts);
-                            s.headers_incomplete = true;
-                        }
-                        if new {
-                            tl.stream_opened(ts);
-                        }
-                        if d.end_stream {
-                            end_stream(tl, head.stream, dir, ts);
-                        }
+        let result: Result<(), FrameError> = match head.kind {
+            kind::DATA => frame::Data::parse(&head).map(|d| {
+                if let Some(s) = tl.stream(head.stream) {
+                    let new = s.opened.is_none() && s.closed.is_none();
+                    if new {
+                        s.opened = Some(ts);
+                        s.headers_incomplete = true;
                     }
-                }),
-                kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
-                    let block = Block {
-                        stream: head.stream,
-                        promised: None,
-                        end_stream: h.end_stream,
-                        bytes: h.fragment.to_vec(),
-                        continuations: 0,
-                        damaged: f.cut,
-                        limited: false,
-                        declared: head.len as usize,
-                    };
-                    self.block(dir, block, h.end_headers, ts, tl);
-                }),
-                kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
-                    let block = Block {
-                        stream: head.stream,
-                        promised: Some(p.promised_stream),
-                        end_stream: false,
-                        bytes: p.fragment.to_vec(),
-                        continuations: 0,
-                        damaged: f.cut,
-                        limited: false,
-                        declared: head.len as usize,
-                    };
-                    self.block(dir, block, p.end_headers, ts, tl);
-                }),
-                kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
-                    match self.sides[dir.index()].block.take() {
-                        Some(mut block) => {
-                            block.continuations = block.continuations.saturating_add(1);
-                            block.damaged |= f.cut;
-                            let kept = block.bytes.len() + c.fragment.len();
-                            if block.continuations > MAX_CONTINUATIONS {
-                                limit_block(&mut block, "max_continuation_frames", ts, dir, tl);
-                            } else if head.len as usize > MAX_KEPT_HEADER_PAYLOAD
-                                || kept > MAX_KEPT_HEADER_PAYLOAD
-                            {
-                                limit_block(&mut block, "max_header_block", ts, dir, tl);
-                            } else {
-                                block.bytes.extend_from_slice(c.fragment);
+                    if new {
+                        tl.stream_opened(ts);
+                    }
+                    if d.end_stream {
+                        end_stream(tl, head.stream, dir, ts);
+                    }
+                }
+            }),
+            kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
+                let block = Block {
+                    stream: head.stream,
+                    promised: None,
+                    end_stream: h.end_stream,
+                    continuations: 0,
+                    damaged: f.cut,
+                    limited: false,
+                    declared: head.len as usize,
+                };
+                self.first_fragment(dir, block, h.fragment, h.end_headers, ts, tl);
+            }),
+            kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
+                let block = Block {
+                    stream: head.stream,
+                    promised: Some(p.promised_stream),
+                    end_stream: false,
+                    continuations: 0,
+                    damaged: f.cut,
+                    limited: false,
+                    declared: head.len as usize,
+                };
+                self.first_fragment(dir, block, p.fragment, p.end_headers, ts, tl);
+            }),
+            kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
+                let side = &mut self.sides[dir.index()];
+                match side.block.take() {
+                    Some(mut block) => {
+                        block.continuations = block.continuations.saturating_add(1);
+                        block.damaged |= f.cut;
+                        let kept = side.bytes.len() + c.fragment.len();
+                        if block.continuations > MAX_CONTINUATIONS {
+                            limit_block(&mut block, "max_continuation_frames", ts, dir, tl);
+                        } else if head.len as usize > MAX_KEPT_HEADER_PAYLOAD
+                            || kept > MAX_KEPT_HEADER_PAYLOAD
+                        {
+                            limit_block(&mut block, "max_header_block", ts, dir, tl);
+                        } else {
+                            side.bytes.extend_from_slice(c.fragment);
+                        }
+                        if c.end_headers {
+                            decode_block(&mut side.hpack, &block, &side.bytes, dir, ts, tl);
+                            side.bytes.clear();
+                            if side.bytes.capacity() > BLOCK_BUFFER_KEPT {
+                                side.bytes = Vec::new();
                             }
-                            self.block(dir, block, c.end_headers, ts, tl);
-                        }
-                        None => tl.anomaly(
-                            ts,
-                            dir,
-                            format!("CONTINUATION on stream {} without HEADERS", head.stream),
-                        ),
-                    }
-                }),
-                kind::PRIORITY => frame::Priority::parse(&head).map(|_| ()),
-                kind::RST_STREAM => frame::RstStream::parse(&head, f.payload).map(|r| {
-                    tl.push(
-                        ts,
-                        dir,
-                        EventKind::RstStream {
-                            stream_id: head.stream,
-                            error_code: r.error_code,
-                        },
-                    );
-                    if let Some(s) = tl.stream(head.stream) {
-                        if s.reset.is_none() {
-                            s.reset = Some((dir, r.error_code));
-                        }
-                        if s.closed.is_none() {
-                            let was_open = s.opened.is_some();
-                            s.closed = Some(ts);
-                            if was_open {
-                                tl.stream_closed(ts);
-                            }
+                        } else {
+                            side.block = Some(block);
                         }
                     }
-                }),
-                kind::SETTINGS => frame::Settings::parse(&head, f.payload).map(|s| {
-                    for &(id, value) in &s.params {
-                        if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
-                            effect.max_frame_size_for_peer = Some(value);
-                            self.sides[dir.reverse().index()].max_frame_size = Some(value);
+                    None => tl.anomaly(
+                        ts,
+                        dir,
+                        format!("CONTINUATION on stream {} without HEADERS", head.stream),
+                    ),
+                }
+            }),
+            kind::PRIORITY => frame::Priority::parse(&head).map(|_| ()),
+            kind::RST_STREAM => frame::RstStream::parse(&head, f.payload).map(|r| {
+                tl.push(
+                    ts,
+                    dir,
+                    EventKind::RstStream {
+                        stream_id: head.stream,
+                        error_code: r.error_code,
+                    },
+                );
+                if let Some(s) = tl.stream(head.stream) {
+                    if s.reset.is_none() {
+                        s.reset = Some((dir, r.error_code));
+                    }
+                    if s.closed.is_none() {
+                        let was_open = s.opened.is_some();
+                        s.closed = Some(ts);
+                        if was_open {
+                            tl.stream_closed(ts);
                         }
                     }
-                    tl.push(
-                        ts,
-                        dir,
-                        EventKind::Settings {
-                            ack: s.ack,
-                            params: s.params,
-                        },
-                    );
-                }),
-                kind::PING => frame::Ping::parse(&head, f.payload).map(|p| {
-                    tl.push(
-                        ts,
-                        dir,
-                        EventKind::Ping {
-                            ack: p.ack,
-                            opaque: p.opaque,
-                        },
-                    );
-                }),
-                kind::GOAWAY => frame::Goaway::parse(&head, f.payload).map(|g| {
-                    tl.push(
-                        ts,
-                        dir,
-                        EventKind::Goaway {
-                            last_stream_id: g.last_stream_id,
-                            error_code: g.error_code,
-                            debug_data: g.debug_data.to_vec(),
-                        },
-                    );
-                }),
-                kind::WINDOW_UPDATE => frame::WindowUpdate::parse(&head, f.payload).map(|_| ()),
-                // §5.5: "Implementations MUST ignore and discard frames of unknown types."
-                _ => Ok(()),
-            };
+                }
+            }),
+            kind::SETTINGS => frame::Settings::parse(&head, f.payload).map(|s| {
+                for &(id, value) in &s.params {
+                    if id == settings::MAX_FRAME_SIZE && (1 << 14..1 << 24).contains(&value) {
+                        effect.max_frame_size_for_peer = Some(value);
+                        self.sides[dir.reverse().index()].max_frame_size = Some(value);
+                    }
+                }
+                tl.push(
+                    ts,
+                    dir,
+                    EventKind::Settings {
+                        ack: s.ack,
+                        params: s.params,
+                    },
+                );
+            }),
+            kind::PING => frame::Ping::parse(&head, f.payload).map(|p| {
+                tl.push(
+                    ts,
+                    dir,
+                    EventKind::Ping {
+                        ack: p.ack,
+                        opaque: p.opaque,
+                    },
+                );
+            }),
+            kind::GOAWAY => frame::Goaway::parse(&head, f.payload).map(|g| {
+                tl.push(
+                    ts,
+                    dir,
+                    EventKind::Goaway {
+                        last_stream_id: g.last_stream_id,
+                        error_code: g.error_code,
+                        debug_data: g.debug_data.to_vec(),
+                    },
+                );
+            }),
+            kind::WINDOW_UPDATE => frame::WindowUpdate::parse(&head, f.payload).map(|_| ()),
+            // §5.5: "Implementations MUST ignore and discard frames of unknown types."
+            _ => Ok(()),
+        };
         if let Err(e) = result {
             tl.anomaly(ts, dir, format!("{} frame: {e}", frame_name(head.kind)));
         }
@@ -254,79 +267,107 @@ impl Connection {
         effect
     }
 
-    /// Stores an unfinished block, or decodes a finished one.
-    fn block(&mut self, dir: Dir, mut block: Block, end_headers: bool, ts: Ts, tl: &mut Timeline) {
+    /// The first frame of a header block (HEADERS or PUSH_PROMISE): the block is decoded, or stored
+    /// until its CONTINUATIONs arrive.
+    fn first_fragment(
+        &mut self,
+        dir: Dir,
+        mut block: Block,
+        fragment: &[u8],
+        end_headers: bool,
+        ts: Ts,
+        tl: &mut Timeline,
+    ) {
         // The framer keeps at most MAX_KEPT_HEADER_PAYLOAD bytes of a frame: a longer one arrives
         // cut, and its block cannot be decoded.
-        if block.continuations == 0 && block.declared > MAX_KEPT_HEADER_PAYLOAD {
+        if block.declared > MAX_KEPT_HEADER_PAYLOAD {
             limit_block(&mut block, "max_header_block", ts, dir, tl);
         }
         let side = &mut self.sides[dir.index()];
-        if !end_headers {
-            side.block = Some(block);
-            return;
-        }
-        let fields = if block.damaged {
-            // Part of the block is missing, so the table updates it made are unknown.
-            side.hpack.lose_state();
-            Fields {
-                incomplete: true,
-                ..Fields::default()
-            }
+        if end_headers {
+            decode_block(&mut side.hpack, &block, fragment, dir, ts, tl);
         } else {
-            let (fields, trouble) = side.hpack.decode(&block.bytes);
-            if let Some(e) = trouble.error {
-                tl.anomaly(ts, dir, format!("stream {}: {e}", block.stream));
-            }
-            if let Some(limit) = trouble.limit {
-                tl.push(
-                    ts,
-                    dir,
-                    EventKind::Limit {
-                        name: limit,
-                        detail: format!("header block of stream {}", block.stream),
-                    },
-                );
-            }
-            fields
-        };
-        let (id, opener) = match block.promised {
-            Some(promised) => (promised, true),
-            None => (
-                block.stream,
-                fields.method.is_some() || fields.path.is_some(),
-            ),
-        };
-        if let Some(s) = tl.stream(id) {
-            let new = s.opened.is_none() && s.closed.is_none();
-            if new {
-                s.opened = Some(ts);
-            }
-            if opener && s.opened_by.is_none() {
-                s.opened_by = Some(dir);
-            }
-            s.headers_incomplete |= fields.incomplete;
-            let f = fields;
-            for (slot, value) in [
-                (&mut s.http_method, f.method),
-                (&mut s.path, f.path),
-                (&mut s.authority, f.authority),
-                (&mut s.status, f.status),
-                (&mut s.content_type, f.content_type),
-                (&mut s.grpc_status, f.grpc_status),
-                (&mut s.grpc_message, f.grpc_message),
-            ] {
-                if value.is_some() {
-                    *slot = value;
-                }
-            }
-            if new {
-                tl.stream_opened(ts);
-            }
-            if block.end_stream {
-                end_stream(tl, id, dir, ts);
+            side.bytes.clear();
+            side.bytes.extend_from_slice(fragment);
+            side.block = Some(block);
+        }
+    }
+}
+
+/// Decodes a finished header block and records its fields on its stream.
+fn decode_block(
+    hpack: &mut BlockDecoder,
+    block: &Block,
+    bytes: &[u8],
+    dir: Dir,
+    ts: Ts,
+    tl: &mut Timeline,
+) {
+    let (fields, incomplete): (Option<&Fields>, bool) = if block.damaged {
+        // Part of the block is missing, so the table updates it made are unknown.
+        hpack.lose_state();
+        (None, true)
+    } else {
+        let (fields, trouble) = hpack.decode(bytes);
+        if let Some(e) = trouble.error {
+            tl.anomaly(ts, dir, format!("stream {}: {e}", block.stream));
+        }
+        if let Some(limit) = trouble.limit {
+            tl.push(
+                ts,
+                dir,
+                EventKind::Limit {
+                    name: limit,
+                    detail: format!("header block of stream {}", block.stream),
+                },
+            );
+        }
+        (Some(fields), trouble.incomplete)
+    };
+    let get = |field| fields.and_then(|f| f.get(field));
+    let (id, opener) = match block.promised {
+        Some(promised) => (promised, true),
+        None => (
+            block.stream,
+            get(Field::Method).is_some() || get(Field::Path).is_some(),
+        ),
+    };
+    if let Some(s) = tl.stream(id) {
+        let new = s.opened.is_none() && s.closed.is_none();
+        if new {
+            s.opened = Some(ts);
+        }
+        if opener && s.opened_by.is_none() {
+            s.opened_by = Some(dir);
+        }
+        s.headers_incomplete |= incomplete;
+        for (slot, field) in [
+            (&mut s.http_method, Field::Method),
+            (&mut s.path, Field::Path),
+            (&mut s.authority, Field::Authority),
+            (&mut s.status, Field::Status),
+            (&mut s.content_type, Field::ContentType),
+            (&mut s.grpc_status, Field::GrpcStatus),
+            (&mut s.grpc_message, Field::GrpcMessage),
+        ] {
+            if let Some(value) = get(field) {
+                keep(slot, value);
             }
         }
+        if new {
+            tl.stream_opened(ts);
+        }
+        if block.end_stream {
+            end_stream(tl, id, dir, ts);
+        }
+    }
+}
+
+/// Sets a stream's field to a header value; the same value again (a response's content-type after
+/// the request's) costs no new string.
+fn keep(slot: &mut Option<String>, value: &[u8]) {
+    if slot.as_deref().map(str::as_bytes) != Some(value) {
+        *slot = Some(String::from_utf8_lossy(value).into_owned());
     }
 }
 

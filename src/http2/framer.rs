@@ -4,10 +4,14 @@
 //!
 //! Where the stream's frame boundaries are unknown (a capture that starts mid-connection, or bytes
 //! lost to a gap) the framer hunts: it buffers a little and looks for an offset from which a run of
-//! plausible frame headers follows, preferring offsets where a TCP segment began.
+//! plausible frame headers follows, preferring offsets where a TCP segment began. Each offset is
+//! judged again only when enough new bytes have arrived to change the judgement, so hunting costs
+//! time in proportion to the bytes buffered, however small the segments.
 
 use super::frame::{kind, FrameHeader, DEFAULT_MAX_FRAME_SIZE, HEADER_LEN};
 use crate::capture::Ts;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// Limit `max_header_block`: bytes of one header block fragment kept for HPACK.
 pub const MAX_KEPT_HEADER_PAYLOAD: usize = 256 * 1024;
@@ -51,6 +55,51 @@ enum Mode {
     Hunting(Strictness),
 }
 
+/// A candidate frame boundary, judged: how many plausible frame headers chain from `offset`,
+/// whether the last frame ends exactly where a segment ends, and whether the run is cut off by the
+/// end of the buffer. The judgement holds until the buffer is `until` bytes long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Judged {
+    offset: usize,
+    frames: usize,
+    exact: bool,
+    open: bool,
+    until: usize,
+}
+
+impl Judged {
+    /// A segment start not judged yet.
+    fn new(offset: usize) -> Judged {
+        Judged {
+            offset,
+            frames: 0,
+            exact: false,
+            open: true,
+            until: 0,
+        }
+    }
+
+    /// An implausible header ends the run before the end of the buffer: no later bytes change that.
+    fn settled(&self) -> bool {
+        self.until == usize::MAX
+    }
+
+    /// Whether the run is evidence enough of a boundary, by the rules of `strictness`.
+    fn enough(&self, at_segment_start: bool, strictness: Strictness) -> bool {
+        let frames = self.frames;
+        match strictness {
+            // Where a segment starts, a consistent run of headers is enough even when its last
+            // frame is still incomplete: senders write whole frames, so segments start on them.
+            Strictness::Known => {
+                frames >= 3
+                    || (self.exact && frames >= 2)
+                    || (at_segment_start && frames >= 1 && (self.exact || self.open))
+            }
+            Strictness::Detect => frames >= 3 || (self.exact && frames >= 2),
+        }
+    }
+}
+
 pub struct Framer {
     mode: Mode,
     head: [u8; HEADER_LEN],
@@ -65,6 +114,17 @@ pub struct Framer {
     hunt: Vec<u8>,
     hunt_starts: Vec<(usize, Ts)>,
     hunted_total: usize,
+    /// Hunting: segment starts not ruled out yet, in order, with their last judgement.
+    start_candidates: Vec<Judged>,
+    /// Hunting: offsets below `scanned` not ruled out yet, by when their judgement (not enough) may
+    /// change: (buffer length, offset). Offsets from `scanned` on are not judged yet.
+    candidates: BinaryHeap<Reverse<(usize, usize)>>,
+    scanned: usize,
+    /// The `max_frame_size` the judgements were made with (a plausible length depends on it).
+    judged_with: u32,
+    /// Candidate offsets judged so far (tests check that hunting work stays linear).
+    #[cfg(test)]
+    judged: usize,
     /// Bytes skipped while hunting (reported).
     pub skipped: u64,
     /// The peer's SETTINGS_MAX_FRAME_SIZE as far as known.
@@ -85,6 +145,12 @@ impl Framer {
             hunt: Vec::new(),
             hunt_starts: Vec::new(),
             hunted_total: 0,
+            start_candidates: Vec::new(),
+            candidates: BinaryHeap::new(),
+            scanned: 0,
+            judged_with: DEFAULT_MAX_FRAME_SIZE,
+            #[cfg(test)]
+            judged: 0,
             skipped: 0,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
         }
@@ -118,8 +184,17 @@ impl Framer {
         if let Mode::Frames = self.mode {
             self.mode = Mode::Hunting(Strictness::Known);
         }
-        self.hunt.clear();
-        self.hunt_starts.clear();
+        self.clear_hunt();
+    }
+
+    /// Ends a hunt. Its buffers are freed rather than kept for the next one: a framer hunts rarely,
+    /// and a capture holds many framers at once.
+    fn clear_hunt(&mut self) {
+        self.hunt = Vec::new();
+        self.hunt_starts = Vec::new();
+        self.start_candidates = Vec::new();
+        self.candidates = BinaryHeap::new();
+        self.scanned = 0;
     }
 
     /// Feeds bytes that arrived at `ts`; frames are passed to `out` as they complete.
@@ -213,11 +288,13 @@ impl Framer {
             return HuntState::Hunting;
         }
         self.hunt_starts.push((self.hunt.len(), ts));
+        self.start_candidates.push(Judged::new(self.hunt.len()));
         self.hunt.extend_from_slice(bytes);
         self.hunted_total += bytes.len();
         if let Some(start) = self.find_boundary(strictness) {
             let buffered = std::mem::take(&mut self.hunt);
             let starts = std::mem::take(&mut self.hunt_starts);
+            self.clear_hunt();
             self.skipped += start as u64;
             self.mode = Mode::Frames;
             self.current = None;
@@ -236,8 +313,7 @@ impl Framer {
             && (self.hunted_total > MAX_HUNT_BYTES || self.hunt_starts.len() > 16)
         {
             self.skipped += self.hunt.len() as u64;
-            self.hunt.clear();
-            self.hunt_starts.clear();
+            self.clear_hunt();
             return HuntState::GaveUp;
         }
         if self.hunt.len() > MAX_HUNT_BYTES {
@@ -255,70 +331,158 @@ impl Framer {
             for s in &mut self.hunt_starts {
                 s.0 -= keep_from;
             }
+            // Judgements move with the bytes: a run from a kept offset reads the same bytes, and
+            // the segment ends it meets are kept too.
+            self.start_candidates.retain(|c| c.offset >= keep_from);
+            for c in &mut self.start_candidates {
+                c.offset -= keep_from;
+                if !c.settled() {
+                    c.until = c.until.saturating_sub(keep_from);
+                }
+            }
+            let candidates = std::mem::take(&mut self.candidates);
+            self.candidates = candidates
+                .into_iter()
+                .filter(|Reverse((_, offset))| *offset >= keep_from)
+                .map(|Reverse((until, offset))| Reverse((until - keep_from, offset - keep_from)))
+                .collect();
+            self.scanned = self.scanned.saturating_sub(keep_from);
         }
         HuntState::Hunting
     }
 
     /// The first offset from which a run of plausible frame headers follows, by the rules of
-    /// `strictness`: segment starts first, then any offset.
-    fn find_boundary(&self, strictness: Strictness) -> Option<usize> {
-        let seg_ends: Vec<usize> = self
-            .hunt_starts
-            .iter()
-            .skip(1)
-            .map(|s| s.0)
-            .chain(std::iter::once(self.hunt.len()))
-            .collect();
-        let starts = self.hunt_starts.iter().map(|s| (s.0, true));
-        let anywhere = (0..self.hunt.len()).map(|o| (o, false));
-        for (offset, at_segment_start) in starts.chain(anywhere) {
-            let (frames, ends_at_segment_end, open) = self.chain(offset, &seg_ends);
-            let enough = match strictness {
-                // Where a segment starts, a consistent run of headers is enough even when its last
-                // frame is still incomplete: senders write whole frames, so segments start on them.
-                Strictness::Known => {
-                    frames >= 3
-                        || (ends_at_segment_end && frames >= 2)
-                        || (at_segment_start && frames >= 1 && (ends_at_segment_end || open))
+    /// `strictness`: segment starts first, then any offset. Judgements that no new byte can have
+    /// changed are not made again.
+    fn find_boundary(&mut self, strictness: Strictness) -> Option<usize> {
+        if self.judged_with != self.max_frame_size {
+            // The peer's SETTINGS changed what length is plausible: judge everything again.
+            self.judged_with = self.max_frame_size;
+            self.start_candidates = self.hunt_starts.iter().map(|s| Judged::new(s.0)).collect();
+            self.candidates.clear();
+            self.scanned = 0;
+        }
+        let len = self.hunt.len();
+        let mut starts = std::mem::take(&mut self.start_candidates);
+        let mut verdict = None;
+        let mut kept = 0;
+        for i in 0..starts.len() {
+            let mut c = starts[i];
+            if verdict.is_none() {
+                if len >= c.until {
+                    c = self.judge(c.offset);
                 }
-                Strictness::Detect => frames >= 3 || (ends_at_segment_end && frames >= 2),
-            };
-            if enough {
+                if c.enough(true, strictness) {
+                    verdict = Some(Some(c.offset));
+                } else if c.settled() {
+                    continue;
+                } else if c.open && c.frames < 3 {
+                    // A run that starts at a segment start and needs more bytes to judge: wait for
+                    // them rather than accept a later offset.
+                    verdict = Some(None);
+                }
+            }
+            starts[kept] = c;
+            kept += 1;
+        }
+        starts.truncate(kept);
+        self.start_candidates = starts;
+        if let Some(v) = verdict {
+            return v;
+        }
+
+        // Offsets judged before whose judgement new bytes may have changed, in order; those not
+        // woken are still not enough.
+        let mut woken = Vec::new();
+        while let Some(&Reverse((until, offset))) = self.candidates.peek() {
+            if until > len {
+                break;
+            }
+            self.candidates.pop();
+            woken.push(offset);
+        }
+        woken.sort_unstable();
+        let fresh = self.scanned..len;
+        self.scanned = len;
+        for offset in woken.into_iter().chain(fresh) {
+            let c = self.judge(offset);
+            if c.enough(false, strictness) {
                 return Some(offset);
             }
-            // A run that starts at a segment start and needs more bytes to judge: wait for them
-            // rather than accept a later offset.
-            if at_segment_start && open && frames < 3 {
-                return None;
+            if !c.settled() {
+                self.candidates.push(Reverse((c.until, offset)));
             }
         }
         None
     }
 
-    /// Follows frame headers from `offset`: how many plausible frames chain, whether the last one ends
-    /// exactly at a segment end, and whether the run is cut off by the end of the buffer.
-    fn chain(&self, offset: usize, seg_ends: &[usize]) -> (usize, bool, bool) {
+    /// Follows frame headers from `offset` (at most three frames) and says until when the result
+    /// holds: an implausible header settles it; otherwise the bytes that would complete the header
+    /// or frame at the end of the run.
+    fn judge(&mut self, offset: usize) -> Judged {
+        #[cfg(test)]
+        {
+            self.judged += 1;
+        }
+        let len = self.hunt.len();
+        // Where a segment ends: where the next one starts, or the end of the buffer.
+        let starts = &self.hunt_starts;
+        let seg_end = |pos: usize| {
+            pos == len
+                || starts
+                    .get(1..)
+                    .is_some_and(|s| s.binary_search_by_key(&pos, |s| s.0).is_ok())
+        };
         let mut pos = offset;
         let mut frames = 0;
         loop {
-            if pos + HEADER_LEN > self.hunt.len() {
-                let exact = pos == self.hunt.len() || seg_ends.contains(&pos);
-                return (frames, exact && frames > 0, pos < self.hunt.len());
+            if pos + HEADER_LEN > len {
+                return Judged {
+                    offset,
+                    frames,
+                    exact: frames > 0 && seg_end(pos),
+                    open: pos < len,
+                    // At the very end, any byte opens a new segment there; else the header must
+                    // be complete.
+                    until: if pos == len {
+                        len + 1
+                    } else {
+                        pos + HEADER_LEN
+                    },
+                };
             }
             let mut h = [0u8; HEADER_LEN];
             h.copy_from_slice(&self.hunt[pos..pos + HEADER_LEN]);
             let head = FrameHeader::parse(&h);
             if !head.plausible(self.max_frame_size) {
-                let exact = frames > 0 && seg_ends.contains(&pos);
-                return (frames, exact, false);
+                return Judged {
+                    offset,
+                    frames,
+                    exact: frames > 0 && seg_end(pos),
+                    open: false,
+                    until: usize::MAX,
+                };
             }
             frames += 1;
             pos += HEADER_LEN + head.len as usize;
-            if pos > self.hunt.len() {
-                return (frames, false, true);
+            if pos > len {
+                return Judged {
+                    offset,
+                    frames,
+                    exact: false,
+                    open: true,
+                    until: pos,
+                };
             }
             if frames >= 3 {
-                return (frames, seg_ends.contains(&pos), false);
+                // Enough by any rule.
+                return Judged {
+                    offset,
+                    frames,
+                    exact: seg_end(pos),
+                    open: false,
+                    until: usize::MAX,
+                };
             }
         }
     }
@@ -414,6 +578,183 @@ mod tests {
         let mut f = Framer::hunting(Strictness::Detect);
         let chunks: Vec<&[u8]> = text.chunks(1400).collect();
         assert_eq!(collect(&mut f, &chunks).1, HuntState::GaveUp);
+    }
+
+    /// The hunt as it was before judgements were kept, the reference for the incremental one: every
+    /// segment start, then every offset, judged again from scratch.
+    fn boundary_by_rescan(
+        hunt: &[u8],
+        starts: &[usize],
+        max_frame_size: u32,
+        strictness: Strictness,
+    ) -> Option<usize> {
+        let seg_ends: Vec<usize> = starts
+            .iter()
+            .skip(1)
+            .copied()
+            .chain(std::iter::once(hunt.len()))
+            .collect();
+        let chain = |offset: usize| {
+            let (mut pos, mut frames) = (offset, 0);
+            loop {
+                if pos + HEADER_LEN > hunt.len() {
+                    let exact = pos == hunt.len() || seg_ends.contains(&pos);
+                    return (frames, exact && frames > 0, pos < hunt.len());
+                }
+                let mut h = [0u8; HEADER_LEN];
+                h.copy_from_slice(&hunt[pos..pos + HEADER_LEN]);
+                let head = FrameHeader::parse(&h);
+                if !head.plausible(max_frame_size) {
+                    return (frames, frames > 0 && seg_ends.contains(&pos), false);
+                }
+                frames += 1;
+                pos += HEADER_LEN + head.len as usize;
+                if pos > hunt.len() {
+                    return (frames, false, true);
+                }
+                if frames >= 3 {
+                    return (frames, seg_ends.contains(&pos), false);
+                }
+            }
+        };
+        let at_starts = starts.iter().map(|&s| (s, true));
+        let anywhere = (0..hunt.len()).map(|o| (o, false));
+        for (offset, at_segment_start) in at_starts.chain(anywhere) {
+            let (frames, exact, open) = chain(offset);
+            let judged = Judged {
+                offset,
+                frames,
+                exact,
+                open,
+                until: 0,
+            };
+            if judged.enough(at_segment_start, strictness) {
+                return Some(offset);
+            }
+            if at_segment_start && open && frames < 3 {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// xorshift64*, seeded: failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Random streams entered mid-frame or after garbage, cut into segments of random sizes (from
+    /// one byte), sometimes long enough to halve the hunt buffer, sometimes with the peer's
+    /// SETTINGS_MAX_FRAME_SIZE changing: the incremental hunt accepts the same boundary, at the same
+    /// segment, as judging everything again would.
+    #[test]
+    fn incremental_hunting_finds_what_rescanning_finds() {
+        let mut rng = Rng(0x4855_4e54);
+        let mut synced = 0;
+        for case in 0..1500 {
+            let mut stream: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
+            let big = case % 250 == 0;
+            if big {
+                // Garbage beyond MAX_HUNT_BYTES: the buffer is halved while hunting.
+                stream.extend((0..MAX_HUNT_BYTES + 20_000).map(|_| rng.next() as u8));
+            }
+            for _ in 0..rng.below(12) {
+                let f = match rng.below(26) {
+                    0..=4 => frame(kind::PING, rng.below(2) as u8, 0, &[3; 8]),
+                    5..=9 => frame(kind::WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]),
+                    10..=14 => frame(
+                        kind::HEADERS,
+                        4,
+                        1 + 2 * rng.below(50) as u32,
+                        &vec![0x82; rng.below(60)],
+                    ),
+                    15..=19 => frame(kind::DATA, rng.below(2) as u8, 1, &vec![7; rng.below(400)]),
+                    20..=24 => frame(kind::SETTINGS, 0, 0, &vec![0; 6 * rng.below(4)]),
+                    // Longer than the default SETTINGS_MAX_FRAME_SIZE (rare: slow to hunt through).
+                    _ => frame(kind::DATA, 0, 3, &vec![9; 16_384 + rng.below(2000)]),
+                };
+                stream.extend(f);
+            }
+            let cut = rng.below(stream.len().min(40));
+            let stream = &stream[cut..];
+            let strictness = if rng.below(2) == 0 {
+                Strictness::Known
+            } else {
+                Strictness::Detect
+            };
+            let mut f = Framer::hunting(strictness);
+            let mut rest = stream;
+            while !rest.is_empty() && f.is_hunting() {
+                let n = if big {
+                    2000 + rng.below(6000)
+                } else if rng.below(3) == 0 {
+                    1
+                } else {
+                    1 + rng.below(200)
+                };
+                let (seg, more) = rest.split_at(n.min(rest.len()));
+                rest = more;
+                if rng.below(40) == 0 {
+                    f.max_frame_size = 1 << 20;
+                }
+                let mut hunt = f.hunt.clone();
+                let mut starts: Vec<usize> = f.hunt_starts.iter().map(|s| s.0).collect();
+                starts.push(hunt.len());
+                hunt.extend_from_slice(seg);
+                let expected = boundary_by_rescan(&hunt, &starts, f.max_frame_size, strictness);
+                let skipped = f.skipped;
+                let state = f.feed(Ts(0), seg, &mut |_: RawFrame<'_>| {});
+                match expected {
+                    Some(offset) => {
+                        assert_eq!(state, HuntState::Synced, "case {case}");
+                        assert_eq!(f.skipped - skipped, offset as u64, "case {case}");
+                        synced += 1;
+                    }
+                    None => assert_ne!(state, HuntState::Synced, "case {case}"),
+                }
+                if state == HuntState::GaveUp {
+                    break;
+                }
+            }
+        }
+        assert!(synced > 500, "{synced}");
+    }
+
+    /// Text one byte per segment: each offset is judged a bounded number of times (judging every
+    /// segment start again at each segment, as before, made this quadratic).
+    #[test]
+    fn hunting_work_stays_linear_with_tiny_segments() {
+        let text = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".repeat(2500);
+        let mut f = Framer::hunting(Strictness::Known);
+        for byte in text.chunks(1) {
+            assert_eq!(
+                f.feed(Ts(0), byte, &mut |_: RawFrame<'_>| {}),
+                HuntState::Hunting
+            );
+        }
+        assert!(
+            text.len() > MAX_HUNT_BYTES,
+            "the buffer is halved on the way"
+        );
+        assert!(f.judged < 4 * text.len(), "{} judgements", f.judged);
+        // And a boundary is still found after it.
+        let ping = frame(kind::PING, 0, 0, &[1; 8]);
+        let mut got = Vec::new();
+        for byte in ping.chunks(1) {
+            f.feed(Ts(0), byte, &mut |fr: RawFrame<'_>| got.push(fr.head.kind));
+        }
+        assert_eq!(got, vec![kind::PING]);
     }
 
     #[test]

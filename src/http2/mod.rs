@@ -9,6 +9,7 @@ pub mod frame;
 pub mod framer;
 pub mod hpack;
 pub mod http1;
+pub mod huffman;
 
 use crate::capture::Ts;
 use crate::tcp::{Chunk, Dir};
