@@ -3,7 +3,7 @@
 
 Sources: the public captures in captures/public that tshark can read without a key log and
 that are not fuzzer-mutated (per captures/public/MANIFEST.md), plus every captures/*/*.pcap*
-outside captures/public. pcap and pcapng are read, gzip-compressed or not.
+outside captures/public and captures/adversarial. pcap and pcapng are read, gzip-compressed or not.
 
 Every source packet is converted to ONE output link type (Ethernet by default, or raw IP,
 LINKTYPE_RAW=101, with --linktype raw); link types read: Ethernet (VLAN tags stripped), BSD
@@ -369,7 +369,9 @@ def other_sources():
         return out
     for d in sorted(os.listdir(capdir)):
         full = os.path.join(capdir, d)
-        if d == "public" or not os.path.isdir(full):
+        # adversarial/: crafted to hit the limits (16 MB frames, timestamps going backwards),
+        # not traffic.
+        if d in ("public", "adversarial") or not os.path.isdir(full):
             continue
         for f in sorted(os.listdir(full)):
             if re.search(r"\.pcap(ng)?(\.gz)?$", f):
