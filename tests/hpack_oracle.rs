@@ -3,39 +3,26 @@
 //! strings encoded by httlib's encoders are decoded by both, which must agree. A seeded generator
 //! (as in tests/properties.rs), so failures reproduce.
 
+mod util;
+
 use h2keepalive::http2::hpack::{BlockDecoder, Field, Trouble};
 use h2keepalive::http2::huffman::{self, HuffmanError};
 use httlib_hpack::{Decoder, Encoder};
 use httlib_huffman::DecoderSpeed;
+use util::Rng;
 
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    /// Bytes of one of three kinds: any octet, printable ASCII, or the characters of paths and
-    /// tokens (short Huffman codes).
-    fn string(&mut self, max: usize) -> Vec<u8> {
-        let len = self.below(max + 1);
-        match self.below(3) {
-            0 => (0..len).map(|_| self.next() as u8).collect(),
-            1 => (0..len).map(|_| 0x20 + self.below(95) as u8).collect(),
-            _ => {
-                let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789/-._";
-                (0..len)
-                    .map(|_| alphabet[self.below(alphabet.len())])
-                    .collect()
-            }
+/// Bytes of one of three kinds: any octet, printable ASCII, or the characters of paths and tokens
+/// (short Huffman codes).
+fn string(rng: &mut Rng, max: usize) -> Vec<u8> {
+    let len = rng.below(max + 1);
+    match rng.below(3) {
+        0 => rng.bytes(len),
+        1 => (0..len).map(|_| 0x20 + rng.below(95) as u8).collect(),
+        _ => {
+            let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789/-._";
+            (0..len)
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect()
         }
     }
 }
@@ -55,7 +42,7 @@ fn ours(src: &[u8]) -> Result<Vec<u8>, HuffmanError> {
 fn huffman_decoding_matches_httlib_on_its_encodings() {
     let mut rng = Rng(0x5eed_0001);
     for case in 0..20_000 {
-        let s = rng.string(if case % 10 == 0 { 600 } else { 40 });
+        let s = string(&mut rng, if case % 10 == 0 { 600 } else { 40 });
         let mut coded = Vec::new();
         httlib_huffman::encode(&s, &mut coded).unwrap();
         assert_eq!(ours(&coded), Ok(s.clone()), "case {case}: {coded:02x?}");
@@ -117,15 +104,15 @@ fn random_field(rng: &mut Rng) -> Input {
         b"cookie",
     ];
     let name = match rng.below(4) {
-        0 => rng.string(20),
+        0 => string(rng, 20),
         _ => NAMES[rng.below(NAMES.len())].to_vec(),
     };
     let value = match rng.below(10) {
-        0 => rng.string(2000),
+        0 => string(rng, 2000),
         1 => Vec::new(),
         2 => b"GET".to_vec(),
         3 => b"application/grpc".to_vec(),
-        _ => rng.string(60),
+        _ => string(rng, 60),
     };
     let flags = [
         Encoder::HUFFMAN_NAME,

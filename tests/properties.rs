@@ -3,30 +3,13 @@
 //!   segments that carried it;
 //! - the HTTP/2 framer and HPACK decoding never panic on arbitrary bytes, whole or in pieces.
 
+mod util;
+
 use h2keepalive::capture::Ts;
 use h2keepalive::http2::framer::{Framer, RawFrame, Strictness};
 use h2keepalive::http2::hpack::{split, BlockDecoder};
 use h2keepalive::tcp::{Chunk, Reassembler};
-
-/// xorshift64*: small, deterministic, good enough to shuffle.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+use util::Rng;
 
 /// Runs segments (sequence number, payload) through a reassembler and returns the stream and gaps.
 fn reassemble(isn: u32, segments: &[(u32, Vec<u8>)]) -> (Vec<u8>, u64) {

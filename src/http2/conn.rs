@@ -4,7 +4,7 @@
 //! one HPACK table per direction. A block in a single frame, the common case, is decoded where the
 //! framer holds it; only blocks spread over CONTINUATIONs are copied together.
 
-use super::frame::{self, kind, settings, FrameError};
+use super::frame::{self, kind, settings, FrameError, FrameHeader};
 use super::framer::{RawFrame, MAX_KEPT_HEADER_PAYLOAD};
 use super::hpack::{BlockDecoder, Field, Fields};
 use crate::capture::Ts;
@@ -27,6 +27,21 @@ struct Block {
     limited: bool,
     /// Payload length the first frame (HEADERS or PUSH_PROMISE) declared.
     declared: usize,
+}
+
+impl Block {
+    /// The block a HEADERS or PUSH_PROMISE frame opens.
+    fn opened(head: &FrameHeader, promised: Option<u32>, end_stream: bool, cut: bool) -> Block {
+        Block {
+            stream: head.stream,
+            promised,
+            end_stream,
+            continuations: 0,
+            damaged: cut,
+            limited: false,
+            declared: head.len as usize,
+        }
+    }
 }
 
 /// A block buffer larger than this is freed once its block is decoded, not kept for the next.
@@ -128,27 +143,11 @@ impl Connection {
                 }
             }),
             kind::HEADERS => frame::Headers::parse(&head, f.payload).map(|h| {
-                let block = Block {
-                    stream: head.stream,
-                    promised: None,
-                    end_stream: h.end_stream,
-                    continuations: 0,
-                    damaged: f.cut,
-                    limited: false,
-                    declared: head.len as usize,
-                };
+                let block = Block::opened(&head, None, h.end_stream, f.cut);
                 self.first_fragment(dir, block, h.fragment, h.end_headers, ts, tl);
             }),
             kind::PUSH_PROMISE => frame::PushPromise::parse(&head, f.payload).map(|p| {
-                let block = Block {
-                    stream: head.stream,
-                    promised: Some(p.promised_stream),
-                    end_stream: false,
-                    continuations: 0,
-                    damaged: f.cut,
-                    limited: false,
-                    declared: head.len as usize,
-                };
+                let block = Block::opened(&head, Some(p.promised_stream), false, f.cut);
                 self.first_fragment(dir, block, p.fragment, p.end_headers, ts, tl);
             }),
             kind::CONTINUATION => frame::Continuation::parse(&head, f.payload).map(|c| {
