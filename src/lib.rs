@@ -450,7 +450,7 @@ fn finish(
     for w in &warnings {
         eprintln!("h2keepalive: warning: {w}");
     }
-    let settled = stored.settle(catalogue);
+    let mut settled = stored.settle(catalogue);
     let problems = settled.problems();
     let input = report::model::input(files, warnings, &stats, settled.len());
     let stdout = io::stdout().lock();

@@ -189,14 +189,6 @@ impl Stored {
         Stored { entries, texts }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The path rules over all connections: final verdicts and findings.
     pub fn settle(self, cat: &Catalogue) -> Settled {
         let Stored { entries, texts } = self;
@@ -255,7 +247,7 @@ impl Settled {
     }
 
     /// Writes the JSON document (the layout of [`super::write_json`]) straight from the records.
-    pub fn write_json(&self, input: &Input, out: &mut impl Write) -> io::Result<()> {
+    pub fn write_json(&mut self, input: &Input, out: &mut impl Write) -> io::Result<()> {
         // Connections end roughly in the order they opened, so few blocks are open at once: each
         // is freed when its last connection is written.
         let mut readers: HashMap<(usize, u32), usize> = HashMap::new();
@@ -266,14 +258,13 @@ impl Settled {
         }
         let mut open: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
         super::json_head(input, out)?;
-        for (id, ((store, body), v)) in self.bodies.iter().zip(&self.verdicts).enumerate() {
+        for (id, ((store, body), v)) in self.bodies.iter_mut().zip(&self.verdicts).enumerate() {
             out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
             match body {
                 Body::Model(c) => {
-                    let mut c = (**c).clone();
                     c.id = id;
                     c.verdict = model::verdict(v);
-                    serde_json::to_writer(&mut *out, &c)?;
+                    serde_json::to_writer(&mut *out, c)?;
                 }
                 Body::Json(r) => {
                     let key = (*store, r.block);
