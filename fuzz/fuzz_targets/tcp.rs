@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
     let mut input = Input(data);
     let Some(cfg) = input.u8() else { return };
     let decode_as = if cfg & 1 == 1 { vec![50051] } else { vec![] };
-    let mut analyzer = Analyzer::new(Config { decode_as });
+    let mut analyzer = Analyzer::new(Config { decode_as, ..Default::default() });
     let mut ts = Ts(1_700_000_000_000_000_000);
     while let Some(op) = input.u8() {
         let Some(step) = input.u8() else { break };

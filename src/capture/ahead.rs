@@ -42,12 +42,16 @@ pub(super) struct Ahead {
     empty: Sender<Vec<u8>>,
     thread: Option<JoinHandle<()>>,
     sizes: Sizes,
+    /// Wait for the thread when dropped: its input never blocks for long (a file, not a pipe).
+    join_on_drop: bool,
 }
 
 impl Ahead {
     /// Starts the thread. It stops at the end of the input, at an error, or when this is dropped
-    /// (at its next hand-over: a read that blocks, on a pipe, is waited for first).
-    pub(super) fn spawn<R: Fill>(input: R, sizes: Sizes) -> io::Result<Ahead> {
+    /// (at its next hand-over: a read that blocks, on a pipe, is waited for first). With
+    /// `join_on_drop` (an input that cannot block: a file) dropping this waits for it to stop, so
+    /// that no thread outlives its reader.
+    pub(super) fn spawn<R: Fill>(input: R, sizes: Sizes, join_on_drop: bool) -> io::Result<Ahead> {
         let sizes = Sizes {
             headroom: sizes.headroom,
             chunk: sizes.chunk.max(1),
@@ -63,6 +67,7 @@ impl Ahead {
             empty,
             thread: Some(thread),
             sizes,
+            join_on_drop,
         })
     }
 
@@ -90,6 +95,19 @@ impl Ahead {
         if buf.len() == self.sizes.headroom + self.sizes.chunk {
             let _ = self.empty.send(buf);
         }
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        let Some(thread) = self.thread.take().filter(|_| self.join_on_drop) else {
+            return;
+        };
+        // Closing the queue ends the thread at its next hand-over.
+        let (_, closed) = mpsc::sync_channel(0);
+        drop(std::mem::replace(&mut self.full, closed));
+        // A panic in it was not asked for: only its end is.
+        let _ = thread.join();
     }
 }
 
@@ -155,7 +173,8 @@ mod tests {
             chunk: 1000,
             queue: 2,
         };
-        let mut ahead = Ahead::spawn(Trickle(Cursor::new(bytes.clone()), 700), sizes).unwrap();
+        let mut ahead =
+            Ahead::spawn(Trickle(Cursor::new(bytes.clone()), 700), sizes, true).unwrap();
         let mut got = Vec::new();
         loop {
             match ahead.next() {

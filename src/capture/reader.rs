@@ -183,7 +183,8 @@ impl CaptureReader {
         let mut raw = RawInput::new(raw, raw_bytes.clone());
         let gzip = raw.peek(2).map_err(io_err)?.starts_with(&[0x1f, 0x8b]);
         let mut window = if gzip {
-            let ahead = Ahead::spawn(Gunzip::new(raw), buffers.gzip).map_err(io_err)?;
+            let bounded = total_size.is_some();
+            let ahead = Ahead::spawn(Gunzip::new(raw), buffers.gzip, bounded).map_err(io_err)?;
             Window::ahead(ahead)
         } else {
             // A small input gets a buffer its size, not a megabyte (fuzzing reads many).
