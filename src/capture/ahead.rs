@@ -191,4 +191,36 @@ mod tests {
         }
         assert_eq!(got, bytes);
     }
+
+    /// An input that lives as long as the thread reading it.
+    struct Held(Trickle, std::sync::Arc<()>);
+
+    impl Read for Held {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Fill for Held {
+        fn waiting(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_reader_dropped_early_leaves_no_thread_behind() {
+        let alive = std::sync::Arc::new(());
+        let input = Held(Trickle(Cursor::new(vec![7; 1 << 20]), 4096), alive.clone());
+        let sizes = Sizes {
+            headroom: 0,
+            chunk: 8192,
+            queue: 1,
+        };
+        let mut ahead = Ahead::spawn(input, sizes, true).unwrap();
+        assert!(matches!(ahead.next(), Next::Data(..)));
+        // The thread is blocked handing over the next buffer; dropping ends and joins it, and
+        // with it goes its input.
+        drop(ahead);
+        assert_eq!(std::sync::Arc::strong_count(&alive), 1);
+    }
 }
