@@ -192,11 +192,14 @@ mod tests {
         assert_eq!(got, bytes);
     }
 
-    /// An input that lives as long as the thread reading it.
-    struct Held(Trickle, std::sync::Arc<()>);
+    /// An input that lives as long as the thread reading it, and is slow after its first read.
+    struct Held(Trickle, std::sync::Arc<()>, bool);
 
     impl Read for Held {
         fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if std::mem::replace(&mut self.2, true) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             self.0.read(buf)
         }
     }
@@ -210,7 +213,11 @@ mod tests {
     #[test]
     fn a_reader_dropped_early_leaves_no_thread_behind() {
         let alive = std::sync::Arc::new(());
-        let input = Held(Trickle(Cursor::new(vec![7; 1 << 20]), 4096), alive.clone());
+        let input = Held(
+            Trickle(Cursor::new(vec![7; 1 << 20]), 4096),
+            alive.clone(),
+            false,
+        );
         let sizes = Sizes {
             headroom: 0,
             chunk: 8192,
@@ -218,8 +225,8 @@ mod tests {
         };
         let mut ahead = Ahead::spawn(input, sizes, true).unwrap();
         assert!(matches!(ahead.next(), Next::Data(..)));
-        // The thread is blocked handing over the next buffer; dropping ends and joins it, and
-        // with it goes its input.
+        // The thread is in its slow second read; dropping waits for it to end, and with it goes
+        // its input.
         drop(ahead);
         assert_eq!(std::sync::Arc::strong_count(&alive), 1);
     }
