@@ -155,3 +155,66 @@ fn late_packets_join_a_closed_connection_only_within_time_wait() {
     );
     assert_eq!(after_separate["connections"], after_join["connections"]);
 }
+
+/// The JSON text of ended connections goes to a temporary file in blocks; where none can be made
+/// (`TMPDIR` is not a directory) the blocks are compressed in memory instead. Both must give the
+/// document the model gives (`--tables` beside), over enough connections to fill many blocks.
+#[test]
+fn spilled_and_in_memory_texts_give_the_same_document() {
+    let mut captures: Vec<String> = std::fs::read_dir(root().join("captures"))
+        .expect("captures/")
+        .flatten()
+        .filter(|d| d.file_name() != "adversarial" && d.path().is_dir())
+        .flat_map(|d| std::fs::read_dir(d.path()).expect("capture dir").flatten())
+        .map(|f| f.path())
+        .filter(|p| {
+            let name = p.to_string_lossy();
+            let capture = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
+            capture.iter().any(|e| name.ends_with(e)) && !name.contains("fuzz")
+        })
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    captures.sort();
+    let dir = std::env::temp_dir().join(format!("h2k-spill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let not_a_dir = dir.join("file");
+    std::fs::write(&not_a_dir, b"").expect("temp file");
+    let tables = dir.join("tables");
+    let run_with = |tmpdir: &std::path::Path, extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_h2keepalive"))
+            .args(["analyze", "--format", "json", "-q"])
+            .args(extra)
+            .args(&captures)
+            .env("TMPDIR", tmpdir)
+            .current_dir(root())
+            .output()
+            .expect("run h2keepalive");
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+        out.stdout
+    };
+    let spilled = run_with(&dir, &[]);
+    let in_memory = run_with(&not_a_dir, &[]);
+    let tables = tables.to_str().expect("utf-8 temp dir");
+    let model = run_with(&dir, &["--tables", tables, "--tables-format", "csv"]);
+    assert!(
+        spilled.len() > 2 * 256 * 1024,
+        "{} bytes of JSON: too few to fill several blocks",
+        spilled.len()
+    );
+    assert!(
+        spilled == model,
+        "spilled text differs from the model's JSON"
+    );
+    assert!(
+        in_memory == model,
+        "text kept in memory differs from the model's JSON"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("temp dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("h2keepalive-"))
+        .collect();
+    assert!(left.is_empty(), "spill files left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
