@@ -5,16 +5,28 @@ pub mod shards;
 
 use crate::capture::{Packet, Ts};
 use crate::http2::{Proto, Session};
+use crate::spill::{Spill, Spilled};
 use crate::tcp::{Chunk, Dir, FlowKey, FlowTable, Reassembler, MAX_FLOWS};
 use crate::timeline::{EventKind, Timeline};
 use crate::tls::{SharedKeys, TlsConn};
 use crate::wire::{self, Segment, Skip};
-use std::collections::VecDeque;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
 
 /// How long a closed connection stays in the flow table after its last packet, for late packets
 /// (the last ACK, a retransmitted FIN, a RST answering either) to join it rather than start a new
 /// one: Linux's TIME_WAIT. Then it is handed to the [`Sink`] and forgotten.
 pub const LINGER_NS: i64 = 60_000_000_000;
+
+/// A connection without packets for this long of capture time is parked: its state goes to a
+/// [`Spill`] file until its next packet, if any, brings it back. Captures of busy nodes hold many
+/// connections that open, do little and outlive the capture; parked, each costs a table entry.
+/// Two minutes: longer than gRPC's usual keepalive intervals (a pinged connection stays here),
+/// and short beside the idle timeouts it is about (which are minutes to days).
+pub const PARK_AFTER_NS: i64 = 120_000_000_000;
+
+/// How often (capture time) the table is searched for connections to park.
+const SWEEP_NS: i64 = 10_000_000_000;
 
 /// Where the analyzer hands the HTTP/2 connections it is done with, one at a time, as they end:
 /// what is kept of them is the sink's choice.
@@ -37,6 +49,9 @@ pub struct Config {
     pub decode_as: Vec<u16>,
     /// TLS secrets: `--keylog` and the capture's Decryption Secrets Blocks, shared by all threads.
     pub keys: SharedKeys,
+    /// Quiet time after which a connection is parked ([`PARK_AFTER_NS`] when `None`; tests park
+    /// every connection after each of its packets with `Some(0)`).
+    pub park_after_ns: Option<i64>,
 }
 
 /// Counts over the whole input.
@@ -61,10 +76,14 @@ pub struct Stats {
     pub tls_without_keys: u64,
     /// Connections not followed because the flow table was full (limit `max_flows`).
     pub flows_refused: u64,
+    /// Parked connections that could not be read back (the temporary file failed): their
+    /// packets after it start new connections.
+    pub parked_lost: u64,
 }
 
 /// The state a connection needs only while bytes may still arrive: reassembly and HTTP/2 parsing.
 /// Dropped when the connection ends, so that a long capture keeps only timelines.
+#[derive(Serialize, Deserialize)]
 struct Live {
     tcp: [Reassembler; 2],
     session: Session,
@@ -106,6 +125,7 @@ impl Live {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 struct Conn {
     tl: Timeline,
     live: Option<Box<Live>>,
@@ -261,7 +281,7 @@ impl Conn {
                         end,
                         dir,
                         EventKind::Limit {
-                            name,
+                            name: name.into(),
                             detail: format!(
                                 "{hits} holes declared lost to bound buffered out-of-order data"
                             ),
@@ -278,6 +298,12 @@ impl Conn {
         tl.events.shrink_to_fit();
         tl.transport_idle.shrink_to_fit();
         tl.stream_idle.shrink_to_fit();
+    }
+
+    /// Whether its state can be parked: written down and read back whole.
+    fn parkable(&self) -> bool {
+        let tls = |l: &Live| l.tls.as_ref().is_none_or(|t| t.parkable());
+        !self.queued && self.live.as_deref().is_none_or(tls)
     }
 
     /// Nothing more is expected of it: reset or closed both ways, with nothing left to parse; or
@@ -358,6 +384,16 @@ pub struct Analyzer<S: Sink = Vec<(u64, Timeline)>> {
     /// Closed connections by the time of their last packet (when queued), oldest first: they
     /// leave the table [`LINGER_NS`] after it.
     closed: VecDeque<(Ts, FlowKey)>,
+    /// Quiet connections written to `spill` (not in `flows`, but counted in its limit), with
+    /// their order.
+    parked: HashMap<FlowKey, (u64, Spilled)>,
+    /// Where connections are parked; none when no temporary file could be made.
+    spill: Option<Spill>,
+    /// Capture time of the next search for connections to park, and packets until it may run.
+    next_sweep: Option<Ts>,
+    sweep_wait: usize,
+    /// A connection is serialised here before it goes to `spill`.
+    scratch: Vec<u8>,
     sink: S,
     pub stats: Stats,
 }
@@ -404,6 +440,7 @@ impl Stats {
         self.tls_decrypted += o.tls_decrypted;
         self.tls_without_keys += o.tls_without_keys;
         self.flows_refused += o.flows_refused;
+        self.parked_lost += o.parked_lost;
     }
 }
 
@@ -448,6 +485,11 @@ impl<S: Sink> Analyzer<S> {
             cfg,
             flows: FlowTable::new(max_flows),
             closed: VecDeque::new(),
+            parked: HashMap::new(),
+            spill: Spill::new(),
+            next_sweep: None,
+            sweep_wait: 0,
+            scratch: Vec::new(),
             sink,
             stats: Stats::default(),
         }
@@ -470,15 +512,12 @@ impl<S: Sink> Analyzer<S> {
         self.stats.tcp_packets += 1;
         let key = FlowKey::new(seg.src, seg.dst);
         self.expire(ts);
+        self.sweep(ts);
         // The common case, a packet of a known connection, costs one lookup.
-        let known = match self.flows.get_mut(&key) {
-            Some(conn) if conn.reused_by(seg) => None,
-            Some(conn) => {
-                conn.packet(ts, seg, &self.cfg.keys);
-                Some(conn.queued || !conn.closed())
-            }
-            None => None,
-        };
+        let mut known = self.known(key, ts, seg);
+        if known.is_none() && self.unpark(key) {
+            known = self.known(key, ts, seg);
+        }
         match known {
             Some(true) => return,
             Some(false) => return self.queue(key),
@@ -488,7 +527,7 @@ impl<S: Sink> Analyzer<S> {
             self.hand_over(old);
         }
         let conn = Box::new(Conn::new(seg, ts, &self.cfg, n));
-        match self.flows.insert(key, conn) {
+        match self.flows.insert(key, conn, self.parked.len()) {
             Some(conn) => {
                 conn.packet(ts, seg, &self.cfg.keys);
                 if !conn.closed() {
@@ -501,6 +540,93 @@ impl<S: Sink> Analyzer<S> {
             }
         }
         self.queue(key);
+    }
+
+    /// Gives the segment to the connection on `key` when it is in the table and the segment does
+    /// not open a new one; then whether the connection is to stay (not newly closed).
+    fn known(&mut self, key: FlowKey, ts: Ts, seg: &Segment<'_>) -> Option<bool> {
+        match self.flows.get_mut(&key) {
+            Some(conn) if conn.reused_by(seg) => None,
+            Some(conn) => {
+                conn.packet(ts, seg, &self.cfg.keys);
+                Some(conn.queued || !conn.closed())
+            }
+            None => None,
+        }
+    }
+
+    /// Parks the connections quiet for the park time, every [`SWEEP_NS`] of capture time and no
+    /// more often than one packet in eight per connection followed (a sweep reads them all).
+    fn sweep(&mut self, now: Ts) {
+        if self.spill.is_none() {
+            return;
+        }
+        self.sweep_wait = self.sweep_wait.saturating_sub(1);
+        let park_after = self.cfg.park_after_ns.unwrap_or(PARK_AFTER_NS);
+        match self.next_sweep {
+            Some(next) if now < next || self.sweep_wait > 0 => return,
+            _ => {}
+        }
+        self.next_sweep = Some(Ts(now.0.saturating_add(SWEEP_NS.min(park_after))));
+        self.sweep_wait = self.flows.len() / 8;
+        let quiet: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, c)| c.parkable() && now.ns_since(c.tl.last) >= park_after)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in quiet {
+            if let Some(conn) = self.flows.remove(&key) {
+                self.park(key, conn);
+            }
+        }
+    }
+
+    fn park(&mut self, key: FlowKey, conn: Box<Conn>) {
+        self.scratch.clear();
+        let at = match (
+            postcard::to_extend(&*conn, std::mem::take(&mut self.scratch)),
+            &mut self.spill,
+        ) {
+            (Ok(bytes), Some(spill)) => {
+                let at = spill.put(&bytes);
+                self.scratch = bytes;
+                at
+            }
+            _ => None,
+        };
+        match at {
+            Some(at) => {
+                self.parked.insert(key, (conn.order, at));
+            }
+            None => {
+                // The file takes no more: this one and the next stay in memory.
+                self.spill = None;
+                self.flows.insert(key, conn, self.parked.len());
+            }
+        }
+    }
+
+    /// Brings the connection parked on `key` back into the table, if there is one.
+    fn unpark(&mut self, key: FlowKey) -> bool {
+        let Some((_, at)) = self.parked.remove(&key) else {
+            return false;
+        };
+        let conn = self
+            .spill
+            .as_ref()
+            .and_then(|s| s.get(at))
+            .and_then(|bytes| postcard::from_bytes::<Conn>(&bytes).ok());
+        match conn {
+            Some(conn) => {
+                self.flows.insert(key, Box::new(conn), self.parked.len());
+                true
+            }
+            None => {
+                self.stats.parked_lost += 1;
+                false
+            }
+        }
     }
 
     /// The connection on `key` just closed: it leaves the table once it stayed quiet a while.
@@ -544,16 +670,27 @@ impl<S: Sink> Analyzer<S> {
 
     /// Connections followed right now.
     pub fn live_connections(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.parked.len()
     }
 
-    /// Ends the run: every connection still open is finished, in the order of their first packet,
-    /// and handed to the sink.
+    /// Ends the run: every connection still open is finished and handed to the sink, those in the
+    /// table then those parked, each in the order of their first packet.
     pub fn finish_into(mut self) -> (S, Stats) {
         let mut open: Vec<Box<Conn>> = self.flows.drain().map(|(_, c)| c).collect();
         open.sort_unstable_by_key(|c| c.order);
         for conn in open {
             self.hand_over(conn);
+        }
+        // One at a time, so that they are never all in memory again; in order, so that their
+        // report forms are too (see report/store.rs).
+        let mut parked: Vec<(u64, FlowKey)> = self.parked.iter().map(|(k, p)| (p.0, *k)).collect();
+        parked.sort_unstable_by_key(|p| p.0);
+        for (_, key) in parked {
+            if self.unpark(key) {
+                if let Some(conn) = self.flows.remove(&key) {
+                    self.hand_over(conn);
+                }
+            }
         }
         (self.sink, self.stats)
     }

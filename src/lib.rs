@@ -12,6 +12,7 @@ pub mod cli;
 pub mod diagnose;
 pub mod http2;
 pub mod report;
+pub mod spill;
 pub mod tcp;
 pub mod timeline;
 pub mod tls;
@@ -121,6 +122,7 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     let cfg = Config {
         decode_as: args.common.decode_as.clone(),
         keys: Default::default(),
+        park_after_ns: park_after(),
     };
     let mut warnings = Vec::new();
     if let Err(e) = load_keylog(&args.common, &cfg.keys, &mut warnings) {
@@ -209,6 +211,17 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
 }
 
 /// What is kept of each connection: its JSON text when the document is the only output.
+/// `H2KEEPALIVE_PARK_AFTER_S`: seconds of capture time a connection stays quiet before it is
+/// parked (analyzer::PARK_AFTER_NS when unset; tests set 0 to park every connection after each of
+/// its packets).
+fn park_after() -> Option<i64> {
+    let secs: f64 = std::env::var("H2KEEPALIVE_PARK_AFTER_S")
+        .ok()?
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1e9) as i64)
+}
+
 fn keep(common: &cli::CommonArgs) -> Keep {
     let reports = common.html.is_some() || common.png.is_some() || common.tables.is_some();
     match common.format {
@@ -284,6 +297,7 @@ fn live(args: &cli::LiveArgs) -> ExitCode {
     let cfg = Config {
         decode_as: args.common.decode_as.clone(),
         keys: Default::default(),
+        park_after_ns: park_after(),
     };
     let mut alerts = Alerts::new(&args.common);
     let mut warnings = Vec::new();

@@ -4,6 +4,8 @@
 
 use crate::capture::Ts;
 use crate::tcp::Dir;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -31,7 +33,7 @@ pub const FRAME_NAMES: [&str; 10] = [
 ];
 
 /// How HTTP/2 was recognised on the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Detection {
     /// The client connection preface, on any port.
     Preface,
@@ -60,7 +62,7 @@ impl Detection {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum EventKind {
     Syn {
         ack: bool,
@@ -115,12 +117,13 @@ pub enum EventKind {
     },
     /// A named resource limit was reached.
     Limit {
-        name: &'static str,
+        /// One of a fixed set of names (`Cow` so that a parked connection can be read back).
+        name: Cow<'static, str>,
         detail: String,
     },
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub ts: Ts,
     pub dir: Dir,
@@ -130,7 +133,7 @@ pub struct Event {
     pub quiet_ns: i64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stream {
     pub id: u32,
     /// The side that opened it (sent the request HEADERS, or the PUSH_PROMISE).
@@ -152,7 +155,7 @@ pub struct Stream {
 }
 
 /// A period without packets (transport idle) or without open streams (stream idle).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Idle {
     pub start: Ts,
     pub end: Ts,
@@ -165,7 +168,7 @@ impl Idle {
 }
 
 /// Whether the keys of a TLS connection were found and worked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TlsKeys {
     /// The handshake is not in the capture.
     NoHandshake,
@@ -190,7 +193,7 @@ impl TlsKeys {
 }
 
 /// What the TLS stage learnt of a connection; per-direction counts are A→B, B→A.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TlsInfo {
     pub version: Option<u16>,
     pub suite: Option<u16>,
@@ -206,7 +209,7 @@ pub struct TlsInfo {
 }
 
 /// Per-direction TCP facts.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Side {
     pub packets: u64,
     /// This side's last packet.
@@ -235,7 +238,7 @@ impl Side {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Timeline {
     /// Source and destination of the first packet seen (A and B).
     pub a: SocketAddr,

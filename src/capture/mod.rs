@@ -12,11 +12,14 @@ mod window;
 pub use merge::Merged;
 pub use reader::{CaptureReader, OpenError};
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A capture timestamp: nanoseconds since the Unix epoch. Signed so that a hostile or broken capture
 /// with timestamps before 1970 (or going backwards) is representable and comparisons stay total.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Ts(pub i64);
 
 impl Ts {

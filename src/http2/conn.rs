@@ -10,11 +10,13 @@ use super::hpack::{BlockDecoder, Field, Fields};
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline};
+use serde::{Deserialize, Serialize};
 
 /// Limit `max_continuation_frames`: CONTINUATION frames in one header block.
 pub const MAX_CONTINUATIONS: u32 = 1000;
 
 /// A header block being assembled (its bytes are in [`Side::bytes`]).
+#[derive(Serialize, Deserialize)]
 struct Block {
     stream: u32,
     /// For PUSH_PROMISE: the promised stream the block describes.
@@ -47,6 +49,7 @@ impl Block {
 /// A block buffer larger than this is freed once its block is decoded, not kept for the next.
 const BLOCK_BUFFER_KEPT: usize = 16 * 1024;
 
+#[derive(Serialize, Deserialize)]
 struct Side {
     hpack: BlockDecoder,
     block: Option<Block>,
@@ -57,6 +60,7 @@ struct Side {
     max_frame_size: Option<u32>,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Connection {
     sides: [Side; 2],
 }
@@ -316,7 +320,7 @@ fn decode_block(
                 ts,
                 dir,
                 EventKind::Limit {
-                    name: limit,
+                    name: limit.into(),
                     detail: format!("header block of stream {}", block.stream),
                 },
             );
@@ -377,7 +381,14 @@ fn limit_block(block: &mut Block, name: &'static str, ts: Ts, dir: Dir, tl: &mut
             "header block of stream {} exceeds {} bytes or {} CONTINUATION frames",
             block.stream, MAX_KEPT_HEADER_PAYLOAD, MAX_CONTINUATIONS
         );
-        tl.push(ts, dir, EventKind::Limit { name, detail });
+        tl.push(
+            ts,
+            dir,
+            EventKind::Limit {
+                name: name.into(),
+                detail,
+            },
+        );
     }
     block.limited = true;
     block.damaged = true;

@@ -10,6 +10,7 @@
 
 use super::frame::{kind, FrameHeader, DEFAULT_MAX_FRAME_SIZE, HEADER_LEN};
 use crate::capture::Ts;
+use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -31,7 +32,7 @@ pub struct RawFrame<'a> {
 }
 
 /// How strong the evidence must be to accept a frame boundary while hunting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Strictness {
     /// The connection is known to be HTTP/2: one plausible frame that ends exactly where a segment
     /// ended is enough.
@@ -50,6 +51,7 @@ pub enum HuntState {
     GaveUp,
 }
 
+#[derive(Serialize, Deserialize)]
 enum Mode {
     Frames,
     Hunting(Strictness),
@@ -58,7 +60,7 @@ enum Mode {
 /// A candidate frame boundary, judged: how many plausible frame headers chain from `offset`,
 /// whether the last frame ends exactly where a segment ends, and whether the run is cut off by the
 /// end of the buffer. The judgement holds until the buffer is `until` bytes long.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Judged {
     offset: usize,
     frames: usize,
@@ -100,6 +102,7 @@ impl Judged {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Framer {
     mode: Mode,
     head: [u8; HEADER_LEN],

@@ -12,6 +12,7 @@
 //! a name is entered into our table with an empty name, so that later indices still line up.
 
 use super::huffman::{self, HuffmanError};
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::ops::Range;
 
@@ -252,7 +253,7 @@ const STATIC: [(&[u8], &[u8]); 61] = [
 ];
 
 /// Where a dynamic table entry's octets lie in [`Table::bytes`].
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct Entry {
     start: usize,
     name_len: usize,
@@ -262,6 +263,7 @@ struct Entry {
 /// The dynamic table (§2.3.2, §4). Entries' names and values are stored one after the other in one
 /// buffer, oldest first, so inserting copies bytes but allocates nothing once the buffer has grown;
 /// evicted entries' bytes are dropped from the front of the buffer when they outweigh the rest.
+#[derive(Serialize, Deserialize)]
 struct Table {
     bytes: Vec<u8>,
     /// Newest first: entry 0 is index 62.
@@ -438,14 +440,18 @@ pub struct Trouble {
 }
 
 /// The decoding side of one direction of a connection.
+#[derive(Serialize, Deserialize)]
 pub struct BlockDecoder {
     table: Table,
     /// False when the table's earlier entries are unknown (capture started mid-connection, or a
     /// gap or error lost a block). Unknown references are then expected rather than errors.
     known: bool,
     /// Huffman-decoded name and value of the field being decoded.
+    #[serde(skip)]
     name_buf: Vec<u8>,
+    #[serde(skip)]
     value_buf: Vec<u8>,
+    #[serde(skip)]
     fields: Fields,
 }
 

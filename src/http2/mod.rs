@@ -16,12 +16,13 @@ use crate::tcp::{Chunk, Dir};
 use crate::timeline::{Detection, EventKind, Stream, Timeline};
 use framer::{Framer, HuntState, RawFrame, Strictness};
 use http1::Parsed;
+use serde::{Deserialize, Serialize};
 
 /// Limit `max_undecided_bytes`: bytes buffered per direction while the protocol is undecided.
 pub const MAX_UNDECIDED: usize = 64 * 1024;
 
 /// What the connection carries, as far as known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Proto {
     Undecided,
     /// An HTTP/1.1 request that may lead to HTTP/2 awaits its response.
@@ -34,7 +35,7 @@ pub enum Proto {
 }
 
 /// Bytes of one direction not yet given to a framer, with where each segment began.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Pending {
     bytes: Vec<u8>,
     starts: Vec<(usize, Ts)>,
@@ -72,6 +73,7 @@ impl Pending {
     }
 }
 
+#[derive(Serialize, Deserialize)]
 enum Input {
     /// Undecided: bytes wait here.
     Buffer(Pending),
@@ -83,6 +85,7 @@ enum Input {
     Ignore,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct Session {
     pub proto: Proto,
     decode_as: bool,

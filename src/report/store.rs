@@ -9,12 +9,11 @@
 use super::model::{self, Connection, Document, Input};
 use crate::analyzer::Sink;
 use crate::diagnose::{self, Catalogue, Judged};
+use crate::spill::{Spill, Spilled};
 use crate::timeline::Timeline;
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::ops::Range;
 
 /// What is kept of a connection's report form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,75 +42,38 @@ struct TextRef {
 const BLOCK: usize = 256 * 1024;
 
 /// The JSON texts of connections, in blocks sealed as they fill. A sealed block goes to a
-/// temporary file, deleted as soon as it is made (`$TMPDIR`, else /tmp), so that the text of the
-/// connections that ended costs no memory however long the capture: 230 MB of text on the 300 MB
-/// bench capture. Where no such file can be written, blocks stay in memory, compressed with Snappy
-/// (fast both ways; JSON of similar connections shrinks several times over in a block).
+/// [`Spill`] file, so that the text of the connections that ended costs no memory however long
+/// the capture (230 MB of text on the 300 MB bench capture). Where the file takes no more, blocks
+/// stay in memory, compressed with Snappy (fast both ways; JSON of similar connections shrinks
+/// several times over in a block).
 #[derive(Default)]
 struct Texts {
-    spill: Option<File>,
-    /// Bytes written to `spill`.
-    spilled: u64,
-    /// A write to `spill` failed (the disk is full): blocks sealed since stay in memory.
-    spill_failed: bool,
+    spill: Option<Spill>,
     sealed: Vec<Sealed>,
     /// The block being filled.
     open: Vec<u8>,
 }
 
 enum Sealed {
-    /// `len` bytes at `at` in the spill file.
-    Spilled {
-        at: u64,
-        len: u32,
-    },
+    Spilled(Spilled),
     Packed(Box<[u8]>),
-}
-
-/// A file no other process sees and the system deletes once it is closed.
-fn spill_file() -> Option<File> {
-    static MADE: AtomicU64 = AtomicU64::new(0);
-    let n = MADE.fetch_add(1, Ordering::Relaxed);
-    let path =
-        std::env::temp_dir().join(format!("h2keepalive-{}-{n}.json.tmp", std::process::id()));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .ok()?;
-    std::fs::remove_file(&path).ok()?;
-    Some(file)
 }
 
 impl Texts {
     fn new() -> Texts {
         Texts {
-            spill: spill_file(),
+            spill: Spill::new(),
             ..Texts::default()
         }
     }
 
-    /// Writes the open block to the spill file, or compresses it in memory once the file is
-    /// gone or full.
     fn seal(&mut self) {
         if self.open.is_empty() {
             return;
         }
-        let spill = self.spill.as_mut().filter(|_| !self.spill_failed);
-        let sealed = match spill.map(|f| f.write_all(&self.open)) {
-            Some(Ok(())) => {
-                let at = self.spilled;
-                self.spilled += self.open.len() as u64;
-                Sealed::Spilled {
-                    at,
-                    len: self.open.len() as u32,
-                }
-            }
-            failed => {
-                // A short write leaves the file's end unknown: no more blocks go there; those
-                // before it are still whole.
-                self.spill_failed |= failed.is_some();
+        let sealed = match self.spill.as_mut().and_then(|s| s.put(&self.open)) {
+            Some(at) => Sealed::Spilled(at),
+            None => {
                 let mut packed = vec![0; snap::raw::max_compress_len(self.open.len())];
                 let n = snap::raw::Encoder::new()
                     .compress(&self.open, &mut packed)
@@ -124,14 +86,18 @@ impl Texts {
         self.open.clear();
     }
 
-    fn block(&self, i: u32) -> Option<Vec<u8>> {
+    /// The text `r` as a range of the spill file, when its block went there.
+    fn spilled(&self, r: TextRef) -> Option<Range<u64>> {
+        match self.sealed.get(r.block as usize)? {
+            Sealed::Spilled(block) => Some(block.at() + r.start as u64..block.at() + r.end as u64),
+            Sealed::Packed(_) => None,
+        }
+    }
+
+    fn unpacked(&self, i: u32) -> Option<Vec<u8>> {
         match self.sealed.get(i as usize)? {
-            Sealed::Spilled { at, len } => {
-                let mut block = vec![0; *len as usize];
-                self.spill.as_ref()?.read_exact_at(&mut block, *at).ok()?;
-                Some(block)
-            }
             Sealed::Packed(packed) => snap::raw::Decoder::new().decompress_vec(packed).ok(),
+            Sealed::Spilled(_) => None,
         }
     }
 }
@@ -228,6 +194,68 @@ impl Sink for Store<'_> {
     }
 }
 
+/// Connections whose text is read back from the spill files at once, in the document's order.
+const BATCH: usize = 1024;
+
+/// Bytes between two texts of a batch up to which one read takes both (and the bytes between).
+const READ_GAP: u64 = 4096;
+
+/// The texts of a batch of connections, read from the spill files: the texts sorted by where
+/// they lie, and neighbours read at once. Connections are written in the order they opened but
+/// were spilled as they ended, so a batch's texts lie in a few runs, not one.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// By position in the batch: where its text is in `bytes`.
+    at: Vec<Option<Range<usize>>>,
+    /// (store, file range, position in the batch), sorted.
+    wanted: Vec<(usize, Range<u64>, usize)>,
+}
+
+impl Batch {
+    fn read(&mut self, bodies: &[(usize, Body)], texts: &[Texts]) {
+        self.bytes.clear();
+        self.at.clear();
+        self.at.resize(bodies.len(), None);
+        self.wanted.clear();
+        for (i, (store, body)) in bodies.iter().enumerate() {
+            if let Body::Json(r) = body {
+                if let Some(range) = texts.get(*store).and_then(|t| t.spilled(*r)) {
+                    self.wanted.push((*store, range, i));
+                }
+            }
+        }
+        self.wanted
+            .sort_unstable_by_key(|(store, range, _)| (*store, range.start));
+        let mut run = 0;
+        while run < self.wanted.len() {
+            let (store, ref first, _) = self.wanted[run];
+            let (start, mut end, mut next) = (first.start, first.end, run + 1);
+            while let Some((s, range, _)) = self.wanted.get(next) {
+                if *s != store || range.start > end + READ_GAP {
+                    break;
+                }
+                end = end.max(range.end);
+                next += 1;
+            }
+            let base = self.bytes.len();
+            self.bytes.resize(base + (end - start) as usize, 0);
+            let spill = texts.get(store).and_then(|t| t.spill.as_ref());
+            if spill.is_some_and(|s| s.read(start, &mut self.bytes[base..])) {
+                for (_, range, i) in &self.wanted[run..next] {
+                    let from = base + (range.start - start) as usize;
+                    self.at[*i] = Some(from..from + (range.end - range.start) as usize);
+                }
+            }
+            run = next;
+        }
+    }
+
+    fn text(&self, i: usize) -> Option<&[u8]> {
+        self.bytes.get(self.at.get(i)?.clone()?)
+    }
+}
+
 /// Every store of a run, once the analyzers are done.
 pub struct Stored {
     /// Connection by connection in the order of their first packet: the store it is in.
@@ -318,51 +346,67 @@ impl Settled {
 
     /// Writes the JSON document (the layout of [`super::write_json`]) straight from the records.
     pub fn write_json(&mut self, input: &Input, out: &mut impl Write) -> io::Result<()> {
-        // Connections end roughly in the order they opened, so few blocks are open at once: each
-        // is freed when its last connection is written.
+        // Blocks kept in memory (no spill file) are unpacked whole, and freed once their last
+        // connection is written: connections end roughly in the order they opened.
         let mut readers: HashMap<(usize, u32), usize> = HashMap::new();
         for (store, body) in &self.bodies {
             if let Body::Json(r) = body {
-                *readers.entry((*store, r.block)).or_default() += 1;
+                if self
+                    .texts
+                    .get(*store)
+                    .is_some_and(|t| t.spilled(*r).is_none())
+                {
+                    *readers.entry((*store, r.block)).or_default() += 1;
+                }
             }
         }
-        let mut open: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
+        let mut unpacked: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
+        let mut batch = Batch::default();
         super::json_head(input, out)?;
-        for (id, ((store, body), v)) in self.bodies.iter_mut().zip(&self.verdicts).enumerate() {
-            out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
-            match body {
-                Body::Model(c) => {
-                    c.id = id;
-                    c.verdict = model::verdict(v);
-                    serde_json::to_writer(&mut *out, c)?;
-                }
-                Body::Json(r) => {
-                    let key = (*store, r.block);
-                    if !open.contains_key(&key) {
-                        let block = self.texts.get(*store).and_then(|t| t.block(r.block));
-                        open.insert(key, block.unwrap_or_default());
+        for first in (0..self.bodies.len()).step_by(BATCH) {
+            let ids = first..self.bodies.len().min(first + BATCH);
+            batch.read(&self.bodies[ids.clone()], &self.texts);
+            for id in ids {
+                let (store, body) = &mut self.bodies[id];
+                let v = &self.verdicts[id];
+                out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
+                let r = match body {
+                    Body::Model(c) => {
+                        c.id = id;
+                        c.verdict = model::verdict(v);
+                        serde_json::to_writer(&mut *out, c)?;
+                        continue;
                     }
-                    let text = open
+                    Body::Json(r) => *r,
+                };
+                write!(out, "{{\"id\":{id},")?;
+                if let Some(text) = batch.text(id - first) {
+                    out.write_all(text)?;
+                } else {
+                    let key = (*store, r.block);
+                    if !unpacked.contains_key(&key) {
+                        let block = self.texts.get(*store).and_then(|t| t.unpacked(r.block));
+                        unpacked.insert(key, block.unwrap_or_default());
+                    }
+                    let text = unpacked
                         .get(&key)
                         .and_then(|b| b.get(r.start as usize..r.end as usize))
                         .unwrap_or_default();
-                    write!(out, "{{\"id\":{id},")?;
                     out.write_all(text)?;
                     if let Some(n) = readers.get_mut(&key) {
                         *n -= 1;
                         if *n == 0 {
-                            open.remove(&key);
+                            unpacked.remove(&key);
                         }
                     }
-                    out.write_all(VERDICT)?;
-                    serde_json::to_writer(&mut *out, &model::verdict(v))?;
-                    out.write_all(b"}")?;
                 }
+                out.write_all(VERDICT)?;
+                serde_json::to_writer(&mut *out, &model::verdict(v))?;
+                out.write_all(b"}")?;
             }
         }
         super::json_tail(&self.findings, out)
     }
-
     pub fn len(&self) -> usize {
         self.bodies.len()
     }

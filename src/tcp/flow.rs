@@ -101,8 +101,9 @@ impl<T> FlowTable<T> {
     }
 
     /// Inserts a new flow, or refuses it (and counts the refusal) when the table is full.
-    pub fn insert(&mut self, key: FlowKey, value: T) -> Option<&mut T> {
-        if self.map.len() >= self.max_flows && !self.map.contains_key(&key) {
+    /// `elsewhere`: flows followed outside the table (parked), which count toward its limit.
+    pub fn insert(&mut self, key: FlowKey, value: T, elsewhere: usize) -> Option<&mut T> {
+        if self.map.len() + elsewhere >= self.max_flows && !self.map.contains_key(&key) {
             self.refused += 1;
             return None;
         }
@@ -112,6 +113,10 @@ impl<T> FlowTable<T> {
 
     pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
         self.map.remove(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &T)> + '_ {
+        self.map.iter()
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> + '_ {
@@ -133,9 +138,13 @@ mod tests {
         let b: SocketAddr = "198.18.1.2:50051".parse().unwrap();
         assert_eq!(FlowKey::new(a, b), FlowKey::new(b, a));
         let mut t = FlowTable::new(1);
-        assert!(t.insert(FlowKey::new(a, b), 1).is_some());
+        assert!(t.insert(FlowKey::new(a, b), 1, 0).is_some());
         let c: SocketAddr = "198.18.0.3:40000".parse().unwrap();
-        assert!(t.insert(FlowKey::new(c, b), 2).is_none());
+        assert!(t.insert(FlowKey::new(c, b), 2, 0).is_none());
         assert_eq!((t.len(), t.refused), (1, 1));
+        // Flows kept elsewhere (parked) count too.
+        let mut t = FlowTable::new(2);
+        assert!(t.insert(FlowKey::new(a, b), 1, 1).is_some());
+        assert!(t.insert(FlowKey::new(c, b), 2, 1).is_none());
     }
 }

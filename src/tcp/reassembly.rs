@@ -10,6 +10,7 @@
 //! next expected sequence number, so sequence wrap-around needs no special case.
 
 use crate::capture::Ts;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Limit `max_out_of_order_bytes`: bytes buffered past a hole, per direction. When exceeded, the
@@ -31,7 +32,7 @@ pub enum Chunk<'a> {
 }
 
 /// Counts reassembly keeps for the report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     /// Segments whose payload had been seen before, in whole or in part.
     pub retransmissions: u64,
@@ -46,6 +47,7 @@ pub struct Stats {
     pub out_of_window: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Pending {
     bytes: Vec<u8>,
     /// Bytes the segment carried beyond those captured (snapshot length).
@@ -59,7 +61,7 @@ impl Pending {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Reassembler {
     /// Sequence number of the byte at `next_off`, once known.
     next_seq: Option<u32>,

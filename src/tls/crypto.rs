@@ -7,6 +7,8 @@ use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use chacha20poly1305::ChaCha20Poly1305;
 use hmac::{Hmac, Mac};
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Sha256, Sha384};
 
 /// AEAD authentication tag length, the same for every supported suite.
@@ -51,6 +53,20 @@ pub struct Suite {
     pub tls13: bool,
     pub cipher: Cipher,
     pub hash: Hash,
+}
+
+/// Written as its id (the state of a parked connection, see spill.rs): the rest follows from it.
+impl Serialize for Suite {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u16(self.id)
+    }
+}
+
+impl<'de> Deserialize<'de> for Suite {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Suite, D::Error> {
+        let id = u16::deserialize(d)?;
+        Suite::by_id(id).ok_or_else(|| D::Error::custom("unknown cipher suite"))
+    }
 }
 
 const SUITES: [Suite; 15] = {

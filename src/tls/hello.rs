@@ -1,6 +1,7 @@
 //! The two handshake messages read in the clear: ClientHello and ServerHello (RFC 8446 §4.1.2,
 //! §4.1.3; RFC 5246 §7.4.1). Only what decryption and reporting need: randoms, session id, the
 //! chosen version and suite, ALPN (RFC 7301) and the server name (RFC 6066).
+use serde::{Deserialize, Serialize};
 
 /// `ServerHello.random` of a HelloRetryRequest (RFC 8446 §4.1.3): SHA-256 of "HelloRetryRequest".
 const HRR_RANDOM: [u8; 32] = [
@@ -12,7 +13,7 @@ const EXT_SERVER_NAME: u16 = 0;
 const EXT_ALPN: u16 = 16;
 const EXT_SUPPORTED_VERSIONS: u16 = 43;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientHello {
     pub random: [u8; 32],
     pub session_id: Vec<u8>,
@@ -20,7 +21,7 @@ pub struct ClientHello {
     pub server_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerHello {
     pub random: [u8; 32],
     pub session_id: Vec<u8>,

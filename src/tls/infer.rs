@@ -7,6 +7,7 @@
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline};
+use serde::{Deserialize, Serialize};
 
 /// Plaintext length of a record holding one PING frame and nothing else.
 pub const PING_RECORD_PLAINTEXT: usize = 17;
@@ -25,7 +26,7 @@ const BUNDLED: u8 = 60;
 /// How soon after the other side's record such an ACK goes out.
 const BUNDLE_WINDOW_NS: i64 = 50_000_000;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct Candidate {
     ts: Ts,
     /// Index of its event in the timeline.
@@ -36,7 +37,7 @@ struct Candidate {
     bundled: Option<Ts>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Inference {
     /// The last unanswered 17-byte record of each direction.
     pending: [Option<Candidate>; 2],

@@ -20,6 +20,7 @@ use crate::timeline::{Detection, Timeline, TlsInfo, TlsKeys};
 use crypto::{next_secret, OpenError, RecordKeys, Suite};
 use hello::{ClientHello, ServerHello};
 pub use keylog::{KeyLog, SharedKeys};
+use serde::{Deserialize, Serialize};
 
 const CHANGE_CIPHER_SPEC: u8 = 20;
 const ALERT: u8 = 21;
@@ -60,7 +61,7 @@ struct Keys {
     next: Option<(RecordKeys, Vec<u8>)>,
 }
 
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 struct Side {
     /// Bytes of the record being assembled (header included), or searched for a boundary.
     buf: Vec<u8>,
@@ -73,6 +74,7 @@ struct Side {
     hello_done: bool,
     /// Records from this side are protected.
     encrypted: bool,
+    #[serde(skip)]
     keys: Keys,
     /// After a gap: the record boundary and the sequence number are unknown.
     lost: bool,
@@ -85,6 +87,7 @@ struct Side {
     key_updates: u64,
 }
 
+#[derive(Serialize, Deserialize)]
 pub struct TlsConn {
     sides: [Side; 2],
     client: Option<Dir>,
@@ -124,6 +127,14 @@ impl TlsConn {
             close_notify: [None, None],
             decrypting: [false; 2],
         }
+    }
+
+    /// Whether its state can be written down and read back (see analyzer.rs, parking): not
+    /// once it holds keys, whose cipher state is not written.
+    pub fn parkable(&self) -> bool {
+        self.sides
+            .iter()
+            .all(|s| s.keys.current.is_none() && s.keys.next.is_none() && s.keys.secret.is_none())
     }
 
     pub fn wants_bytes(&self) -> bool {
@@ -470,7 +481,7 @@ impl TlsConn {
                 ts,
                 dir,
                 crate::timeline::EventKind::Limit {
-                    name: "max_tls_handshake_bytes",
+                    name: "max_tls_handshake_bytes".into(),
                     detail: format!("no hello in the first {MAX_HANDSHAKE} handshake bytes"),
                 },
             );

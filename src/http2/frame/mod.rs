@@ -24,6 +24,7 @@ pub use rst_stream::RstStream;
 pub use settings::Settings;
 pub use window_update::WindowUpdate;
 
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 pub const HEADER_LEN: usize = 9;
@@ -77,7 +78,7 @@ pub fn error_name(code: u32) -> String {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameHeader {
     /// Payload length (24 bits).
     pub len: u32,

@@ -1,0 +1,61 @@
+//! Connections quiet for two minutes of capture time are parked: written to a temporary file and
+//! read back at their next packet (analyzer.rs). `H2KEEPALIVE_PARK_AFTER_S=0` parks every
+//! connection after each of its packets; nothing reported may change, on any capture.
+
+mod util;
+
+use std::process::Command;
+use util::root;
+
+fn captures() -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root().join("captures"))
+        .expect("captures/")
+        .flatten()
+    {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(dir.path())
+            .expect("capture dir")
+            .flatten()
+        {
+            let name = f.path().to_string_lossy().into_owned();
+            let kinds = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
+            if kinds.iter().any(|k| name.ends_with(k)) {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn analyze(capture: &str, park_after: Option<&str>) -> (Option<i32>, Vec<u8>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_h2keepalive"));
+    cmd.args(["analyze", "--format", "json", "-q", capture])
+        .current_dir(root());
+    if let Some(secs) = park_after {
+        cmd.env("H2KEEPALIVE_PARK_AFTER_S", secs);
+    }
+    let out = cmd.output().expect("run h2keepalive");
+    (out.status.code(), out.stdout)
+}
+
+#[test]
+fn parking_every_connection_after_each_packet_changes_nothing() {
+    let captures = captures();
+    assert!(captures.len() > 50, "{} captures", captures.len());
+    let mut compared = 0;
+    for capture in &captures {
+        let (code, kept) = analyze(capture, None);
+        let (parked_code, parked) = analyze(capture, Some("0"));
+        assert_eq!(code, parked_code, "{capture}: exit code");
+        assert!(
+            kept == parked,
+            "{capture}: the document changes when connections are parked"
+        );
+        compared += usize::from(kept.len() > 1000);
+    }
+    assert!(compared > 50, "only {compared} documents with connections");
+}
