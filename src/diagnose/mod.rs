@@ -209,7 +209,12 @@ pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
 
 /// The path rules over every connection of the run, in connection order: the final verdicts and
 /// the findings.
-pub fn settle(judged: Vec<Judged>, cat: &Catalogue) -> (Vec<Verdict>, Vec<Finding>) {
+/// `judged`: each connection in order, taken one at a time (a long run holds hundreds of
+/// thousands: they are moved into the path rules' columns, never all twice in memory).
+pub fn settle(
+    judged: impl ExactSizeIterator<Item = Judged>,
+    cat: &Catalogue,
+) -> (Vec<Verdict>, Vec<Finding>) {
     let n = judged.len();
     let (mut verdicts, mut pending, mut keepalive, mut implementations, mut paths) = (
         Vec::with_capacity(n),
@@ -242,7 +247,7 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
     let keepalive = judged.iter().map(|j| j.keepalive.clone()).collect();
     let implementations = judged.iter().map(|j| j.implementations.clone()).collect();
     let forged_rsts = judged.iter().map(|j| j.forged_rsts.clone()).collect();
-    let (verdicts, findings) = settle(judged, cat);
+    let (verdicts, findings) = settle(judged.into_iter(), cat);
     Diagnosis {
         verdicts,
         forged_rsts,

@@ -293,10 +293,10 @@ impl Stored {
         let mut judged = Vec::with_capacity(entries.len());
         let mut bodies = Vec::with_capacity(entries.len());
         for (store, e) in entries {
-            judged.push(*e.judged);
+            judged.push(e.judged);
             bodies.push((store, e.body));
         }
-        let (verdicts, findings) = diagnose::settle(judged, cat);
+        let (verdicts, findings) = diagnose::settle(judged.into_iter().map(|j| *j), cat);
         Settled {
             bodies,
             texts,
