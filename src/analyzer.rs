@@ -6,12 +6,13 @@ pub mod shards;
 use crate::capture::{Packet, Ts};
 use crate::http2::{Proto, Session};
 use crate::spill::{Spill, Spilled};
+use crate::tcp::flow::FlowMap;
 use crate::tcp::{Chunk, Dir, FlowKey, FlowTable, Reassembler, MAX_FLOWS};
 use crate::timeline::{EventKind, Timeline};
 use crate::tls::{SharedKeys, TlsConn};
 use crate::wire::{self, Segment, Skip};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// How long a closed connection stays in the flow table after its last packet, for late packets
 /// (the last ACK, a retransmitted FIN, a RST answering either) to join it rather than start a new
@@ -386,7 +387,7 @@ pub struct Analyzer<S: Sink = Vec<(u64, Timeline)>> {
     closed: VecDeque<(Ts, FlowKey)>,
     /// Quiet connections written to `spill` (not in `flows`, but counted in its limit), with
     /// their order.
-    parked: HashMap<FlowKey, (u64, Spilled)>,
+    parked: FlowMap<(u64, Spilled)>,
     /// Where connections are parked; none when no temporary file could be made.
     spill: Option<Spill>,
     /// Capture time of the next search for connections to park, and packets until it may run.
@@ -485,7 +486,7 @@ impl<S: Sink> Analyzer<S> {
             cfg,
             flows: FlowTable::new(max_flows),
             closed: VecDeque::new(),
-            parked: HashMap::new(),
+            parked: FlowMap::default(),
             spill: Spill::new(),
             next_sweep: None,
             sweep_wait: 0,
