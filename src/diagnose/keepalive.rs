@@ -4,7 +4,6 @@
 
 use super::catalogue::Catalogue;
 use super::facts::{secs, Facts, Role};
-use super::hex;
 
 /// A PING sent less than this after the previous packet rides on other traffic: not a keepalive.
 const KEEPALIVE_QUIET_NS: i64 = 100_000_000;
@@ -34,7 +33,7 @@ pub fn reconstruct(f: &Facts<'_>, cat: &Catalogue) -> Keepalive {
     let side = |r: Role| {
         let mine: Vec<_> = f.pings.iter().filter(|p| p.from == r).collect();
         let is_probe = |o: &[u8; 8]| {
-            cat.ping_purpose(&hex(o))
+            cat.ping_purpose(o)
                 .is_some_and(|(_, purpose)| purpose != "keepalive")
         };
         let keep: Vec<_> = mine
