@@ -11,6 +11,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub const SCHEMA: &str = "h2keepalive/v1";
 
@@ -216,20 +217,32 @@ pub struct RstStream {
 #[derive(Clone, Debug, Serialize)]
 pub struct Stream {
     pub id: u32,
+    // Header values are the timeline's own strings, shared rather than copied.
     /// The request's `:path` (for gRPC, `/package.Service/Method`).
-    pub method: Option<String>,
-    pub http_method: Option<String>,
-    pub authority: Option<String>,
-    pub status: Option<String>,
-    pub content_type: Option<String>,
+    #[serde(serialize_with = "shared_text")]
+    pub method: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub http_method: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub authority: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub status: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub content_type: Option<Arc<str>>,
     pub grpc_status: Option<i64>,
-    pub grpc_message: Option<String>,
+    #[serde(serialize_with = "shared_text")]
+    pub grpc_message: Option<Arc<str>>,
     pub opened: Option<f64>,
     pub closed: Option<f64>,
     pub opened_by: Option<&'static str>,
     pub reset_by: Option<&'static str>,
     pub reset_code: Option<String>,
     pub headers_incomplete: bool,
+}
+
+/// An optional shared string, serialised as `Option<String>` is (serde's `rc` feature not needed).
+fn shared_text<S: serde::Serializer>(text: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    text.as_deref().serialize(s)
 }
 
 #[derive(Clone, Debug, Serialize)]
