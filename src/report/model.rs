@@ -721,7 +721,7 @@ pub fn connection(
             failed: per_side(t.failed),
             key_updates: per_side(t.key_updates),
             inferred_pings: t.inferred_pings,
-            close_notify: tls_close.clone(),
+            close_notify: tls_close,
         }),
         frames: Frames(frames),
         pings,
