@@ -848,18 +848,17 @@ fn address(addr: SocketAddr) -> String {
     text
 }
 
-fn push_decimal(text: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// Appends `n` in decimal, a character at a time (no iterator over a digit buffer).
+fn push_decimal(text: &mut String, n: u16) {
+    let mut leading = true;
+    for place in [10_000, 1_000, 100, 10] {
+        let digit = n / place % 10;
+        leading &= digit == 0;
+        if !leading {
+            text.push(char::from(b'0' + digit as u8));
         }
     }
-    text.extend(digits[at..].iter().map(|&d| char::from(d)));
+    text.push(char::from(b'0' + (n % 10) as u8));
 }
 
 fn round3(x: f64) -> f64 {
