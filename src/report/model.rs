@@ -844,7 +844,7 @@ fn address(addr: SocketAddr) -> String {
         push_decimal(&mut text, octet.into());
     }
     text.push(':');
-    push_decimal(&mut text, v4.port().into());
+    push_decimal(&mut text, v4.port());
     text
 }
 
