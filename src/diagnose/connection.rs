@@ -2,6 +2,7 @@
 //! that quotes times a reader can find in Wireshark. What a single connection cannot decide (was a
 //! FIN after a silence an idle timer or a crash?) is marked for the path rules to settle.
 
+use super::decimal::Fixed;
 use super::facts::{secs, EndKind, Facts, Role, DRAIN_STREAM_ID};
 use super::{Actor, Cause, Verdict};
 use crate::capture::Ts;
@@ -22,7 +23,14 @@ pub struct At {
 
 impl fmt::Display for At {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (+{:.3} s)", self.ts, self.since_first_s)
+        // As `format!("{} (+{:.3} s)", ts, since)`: a Ts displays its seconds to six places (a
+        // test in `decimal` holds them to it).
+        write!(
+            f,
+            "{} (+{} s)",
+            Fixed(self.ts.as_secs_f64(), 6),
+            Fixed(self.since_first_s, 3)
+        )
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 mod connection;
+mod decimal;
 mod facts;
 mod keepalive;
 mod path;
