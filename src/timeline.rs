@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Idle periods shorter than this are not listed one by one (the longest is always kept).
 pub const MIN_LISTED_IDLE_NS: i64 = 1_000_000_000;
@@ -140,13 +141,15 @@ pub struct Stream {
     pub opened_by: Option<Dir>,
     pub opened: Option<Ts>,
     pub closed: Option<Ts>,
-    pub http_method: Option<String>,
-    pub path: Option<String>,
-    pub authority: Option<String>,
-    pub status: Option<String>,
-    pub content_type: Option<String>,
-    pub grpc_status: Option<String>,
-    pub grpc_message: Option<String>,
+    // Header values are shared with the report model (`Arc`): a connection's report does not copy
+    // them when it is built from the timeline.
+    pub http_method: Option<Arc<str>>,
+    pub path: Option<Arc<str>>,
+    pub authority: Option<Arc<str>>,
+    pub status: Option<Arc<str>>,
+    pub content_type: Option<Arc<str>>,
+    pub grpc_status: Option<Arc<str>>,
+    pub grpc_message: Option<Arc<str>>,
     /// END_STREAM seen from A→B and B→A.
     pub ended: [bool; 2],
     pub reset: Option<(Dir, u32)>,

@@ -3,6 +3,7 @@
 //! SETTINGS and PING payloads. The defaults live in `catalogue.json` (every value with its source);
 //! `--timeouts FILE` adds entries or replaces those of the same name.
 
+use super::is_hex_of;
 use serde::Deserialize;
 
 const DEFAULT: &str = include_str!("catalogue.json");
@@ -150,7 +151,7 @@ impl Catalogue {
         &self,
         role: &str,
         settings: Option<&[(u16, u32)]>,
-        ping_opaques: &[String],
+        ping_opaques: &[[u8; 8]],
     ) -> Option<&Fingerprint> {
         let role_ok = |f: &Fingerprint| f.role == "any" || f.role == role;
         let exact = self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
@@ -173,17 +174,19 @@ impl Catalogue {
             self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
                 f.ping_opaque
                     .as_ref()
-                    .is_some_and(|o| ping_opaques.iter().any(|p| p == o))
+                    .is_some_and(|o| ping_opaques.iter().any(|p| is_hex_of(o, p)))
             })
         };
         exact.or_else(by_ids).or_else(by_ping)
     }
 
     /// What a fixed PING payload is for, when it is a known one ("bdp", "keepalive", ...).
-    pub fn ping_purpose(&self, opaque: &str) -> Option<(&str, &str)> {
+    pub fn ping_purpose(&self, opaque: &[u8]) -> Option<(&str, &str)> {
         self.fingerprints.iter().find_map(|f| {
             let purpose = f.ping_purpose.as_deref()?;
-            (f.ping_opaque.as_deref() == Some(opaque))
+            f.ping_opaque
+                .as_deref()
+                .is_some_and(|o| is_hex_of(o, opaque))
                 .then_some((f.implementation.as_str(), purpose))
         })
     }

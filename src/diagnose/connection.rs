@@ -2,19 +2,43 @@
 //! that quotes times a reader can find in Wireshark. What a single connection cannot decide (was a
 //! FIN after a silence an idle timer or a crash?) is marked for the path rules to settle.
 
+use super::decimal::Fixed;
 use super::facts::{secs, EndKind, Facts, Role, DRAIN_STREAM_ID};
 use super::{Actor, Cause, Verdict};
 use crate::capture::Ts;
 use crate::http2::frame::error_name;
+use std::fmt;
 
 /// Silences shorter than this are not "idle" for the purpose of blaming an idle timer.
 const MIN_IDLE_NS: i64 = 1_000_000_000;
 /// A RST that answers the first packet after a silence comes within this time of it.
 const ANSWER_WITHIN_NS: i64 = 1_000_000_000;
 
-/// Relative time for evidence: seconds since the connection's first packet, and absolute.
-pub fn at(f: &Facts<'_>, ts: Ts) -> String {
-    format!("{} (+{:.3} s)", ts, ts.secs_since(f.tl.first))
+/// A time for evidence: absolute, and seconds since the connection's first packet. Written
+/// straight into the sentence that quotes it.
+pub struct At {
+    ts: Ts,
+    since_first_s: f64,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As `format!("{} (+{:.3} s)", ts, since)`: a Ts displays its seconds to six places (a
+        // test in `decimal` holds them to it).
+        write!(
+            f,
+            "{} (+{} s)",
+            Fixed(self.ts.as_secs_f64(), 6),
+            Fixed(self.since_first_s, 3)
+        )
+    }
+}
+
+pub fn at(f: &Facts<'_>, ts: Ts) -> At {
+    At {
+        ts,
+        since_first_s: ts.secs_since(f.tl.first),
+    }
 }
 
 /// Whether a server-side FIN without GOAWAY still has to be judged against the rest of the path.
@@ -437,7 +461,7 @@ fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
                 v.evidence.push(format!(
                     "the {}'s last packet was at {}; no FIN or RST followed (the endpoint gave up silently)",
                     talker.other().name(),
-                    f.last_packet(talker.other()).map_or("never".into(), |t| at(f, t))
+                    f.last_packet(talker.other()).map_or("never".into(), |t| at(f, t).to_string())
                 ));
                 return v;
             }

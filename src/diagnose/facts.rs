@@ -109,7 +109,7 @@ pub struct Facts<'a> {
     pub fins: [Option<(Ts, i64)>; 2],
     pub retransmissions: Vec<(Ts, Role)>,
     /// First non-ACK SETTINGS of each role.
-    pub settings: [Option<Vec<(u16, u32)>>; 2],
+    pub settings: [Option<&'a [(u16, u32)]>; 2],
     pub end: Option<End>,
 }
 
@@ -269,7 +269,7 @@ impl<'a> Facts<'a> {
                 }
                 EventKind::Retransmission => f.retransmissions.push((e.ts, from)),
                 EventKind::Settings { ack: false, params } => {
-                    f.settings[from.index()].get_or_insert_with(|| params.clone());
+                    f.settings[from.index()].get_or_insert(params);
                 }
                 _ => {}
             }

@@ -4,7 +4,6 @@
 
 use super::catalogue::Catalogue;
 use super::facts::{secs, Facts, Role};
-use super::hex;
 
 /// A PING sent less than this after the previous packet rides on other traffic: not a keepalive.
 const KEEPALIVE_QUIET_NS: i64 = 100_000_000;
@@ -32,33 +31,42 @@ pub struct Keepalive {
 
 pub fn reconstruct(f: &Facts<'_>, cat: &Catalogue) -> Keepalive {
     let side = |r: Role| {
-        let mine: Vec<_> = f.pings.iter().filter(|p| p.from == r).collect();
         let is_probe = |o: &[u8; 8]| {
-            cat.ping_purpose(&hex(o))
+            cat.ping_purpose(o)
                 .is_some_and(|(_, purpose)| purpose != "keepalive")
         };
-        let keep: Vec<_> = mine
-            .iter()
-            .filter(|p| !is_probe(&p.opaque) && p.quiet_ns >= KEEPALIVE_QUIET_NS)
-            .collect();
-        let mut gaps: Vec<f64> = keep
-            .windows(2)
-            .map(|w| secs(w[1].ts.ns_since(w[0].ts)))
-            .collect();
+        // One pass over the side's PINGs, keeping only the numbers the summary needs.
+        let (mut pings, mut keepalives, mut without_calls, mut unanswered) = (0, 0, 0, 0);
+        let mut last_keepalive = None;
+        let mut gaps: Vec<f64> = Vec::new();
+        let mut rtts: Vec<f64> = Vec::new();
+        for p in f.pings.iter().filter(|p| p.from == r) {
+            pings += 1;
+            match p.acked_at {
+                Some(a) => rtts.push(secs(a.ns_since(p.ts)) * 1e3),
+                None => unanswered += 1,
+            }
+            if is_probe(&p.opaque) || p.quiet_ns < KEEPALIVE_QUIET_NS {
+                continue;
+            }
+            keepalives += 1;
+            if let Some(prev) = last_keepalive.replace(p.ts) {
+                gaps.push(secs(p.ts.ns_since(prev)));
+            }
+            if f.open_streams_at(p.ts) == 0 {
+                without_calls += 1;
+            }
+        }
         gaps.sort_by(|a, b| a.total_cmp(b));
-        let mut rtts: Vec<f64> = mine
-            .iter()
-            .filter_map(|p| p.acked_at.map(|a| secs(a.ns_since(p.ts)) * 1e3))
-            .collect();
         rtts.sort_by(|a, b| a.total_cmp(b));
         SideKeepalive {
-            pings: mine.len(),
-            not_keepalive: mine.len() - keep.len(),
+            pings,
+            not_keepalive: pings - keepalives,
             interval_median_s: gaps.get(gaps.len() / 2).copied(),
             interval_spread_s: (gaps.len() >= 2)
                 .then(|| gaps[gaps.len() * 3 / 4] - gaps[gaps.len() / 4]),
-            without_calls: keep.iter().filter(|p| f.open_streams_at(p.ts) == 0).count(),
-            unanswered: mine.iter().filter(|p| p.acked_at.is_none()).count(),
+            without_calls,
+            unanswered,
             rtt_median_ms: rtts
                 .get(rtts.len() / 2)
                 .map(|m| (m * 1000.0).round() / 1000.0),

@@ -6,6 +6,7 @@
 
 pub mod catalogue;
 mod connection;
+mod decimal;
 mod facts;
 mod keepalive;
 mod path;
@@ -170,15 +171,15 @@ pub struct Judged {
 /// Judges one connection alone (everything but the path rules).
 pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
     let f = Facts::new(tl);
-    let opaques = |r: Role| -> Vec<String> {
+    let opaques = |r: Role| -> Vec<[u8; 8]> {
         f.pings
             .iter()
             .filter(|p| p.from == r && p.inferred.is_none())
-            .map(|p| hex(&p.opaque))
+            .map(|p| p.opaque)
             .collect()
     };
-    let client = cat.recognise("client", f.settings[0].as_deref(), &opaques(Role::Client));
-    let server = cat.recognise("server", f.settings[1].as_deref(), &opaques(Role::Server));
+    let client = cat.recognise("client", f.settings[0], &opaques(Role::Client));
+    let server = cat.recognise("server", f.settings[1], &opaques(Role::Server));
     // A proxy product (nginx, HAProxy, Envoy) answering requests that are not gRPC is the
     // origin server itself; in front of gRPC it relays someone else's service.
     let streams = &tl.streams;
@@ -257,6 +258,28 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
     }
 }
 
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes as lowercase hex, two digits each (how PING payloads are shown and catalogued).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut text = String::with_capacity(2 * bytes.len());
+    for &b in bytes {
+        text.push(HEX_DIGITS[usize::from(b >> 4)] as char);
+        text.push(HEX_DIGITS[usize::from(b & 0xf)] as char);
+    }
+    text
+}
+
+/// Whether `text` is exactly [`hex`] of `bytes`: catalogue payloads are matched without writing
+/// every PING out as text first.
+pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
+    text.len() == 2 * bytes.len()
+        && text
+            .as_bytes()
+            .chunks_exact(2)
+            .zip(bytes)
+            .all(|(pair, &b)| {
+                pair[0] == HEX_DIGITS[usize::from(b >> 4)]
+                    && pair[1] == HEX_DIGITS[usize::from(b & 0xf)]
+            })
 }

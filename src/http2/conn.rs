@@ -11,6 +11,7 @@ use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Limit `max_continuation_frames`: CONTINUATION frames in one header block.
 pub const MAX_CONTINUATIONS: u32 = 1000;
@@ -368,9 +369,9 @@ fn decode_block(
 
 /// Sets a stream's field to a header value; the same value again (a response's content-type after
 /// the request's) costs no new string.
-fn keep(slot: &mut Option<String>, value: &[u8]) {
+fn keep(slot: &mut Option<Arc<str>>, value: &[u8]) {
     if slot.as_deref().map(str::as_bytes) != Some(value) {
-        *slot = Some(String::from_utf8_lossy(value).into_owned());
+        *slot = Some(String::from_utf8_lossy(value).into());
     }
 }
 

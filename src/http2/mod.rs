@@ -437,8 +437,8 @@ impl Session {
                     id: 1,
                     opened_by: Some(client),
                     opened: Some(req_ts),
-                    http_method: Some(method),
-                    path: Some(target),
+                    http_method: Some(method.into()),
+                    path: Some(target.into()),
                     ended: if client == Dir::AtoB {
                         [true, false]
                     } else {

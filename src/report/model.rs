@@ -3,13 +3,15 @@
 
 use crate::analyzer::Stats;
 use crate::capture::Ts;
-use crate::diagnose::{self, Diagnosis};
+use crate::diagnose::{self, hex, Diagnosis};
 use crate::http2::frame::error_name;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Timeline, FRAME_NAMES};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub const SCHEMA: &str = "h2keepalive/v1";
 
@@ -72,7 +74,7 @@ pub struct Connection {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_session: Option<TlsSession>,
     /// By frame type name (the ten of RFC 9113 without allocating, UNKNOWN_0x.. as found).
-    pub frames: BTreeMap<Cow<'static, str>, PerSide>,
+    pub frames: Frames,
     pub pings: Vec<Ping>,
     pub goaways: Vec<Goaway>,
     pub rst_streams: Vec<RstStream>,
@@ -89,6 +91,42 @@ pub struct Connection {
     pub implementation: Sides<Option<String>>,
     pub keepalive: Sides<KeepaliveSide>,
     pub verdict: Verdict,
+}
+
+/// Frame counts by type name, in name order: a JSON object whose members are sorted. A short
+/// vector, as every connection has ten or so, built already in order.
+#[derive(Clone, Debug, Default)]
+pub struct Frames(Vec<(Cow<'static, str>, PerSide)>);
+
+/// Indices into [`FRAME_NAMES`] in the order of the names.
+const FRAME_NAMES_SORTED: [usize; 10] = [9, 0, 7, 1, 6, 2, 5, 3, 4, 8];
+
+impl Frames {
+    pub fn get(&self, name: &str) -> Option<&PerSide> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Cow<'static, str>, &PerSide)> {
+        self.0.iter().map(|(n, c)| (n, c))
+    }
+}
+
+impl<'a> IntoIterator for &'a Frames {
+    type Item = (&'a Cow<'static, str>, &'a PerSide);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Cow<'static, str>, PerSide)>,
+        fn(&'a (Cow<'static, str>, PerSide)) -> Self::Item,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(n, c)| (n, c))
+    }
+}
+
+impl Serialize for Frames {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self)
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -179,20 +217,32 @@ pub struct RstStream {
 #[derive(Clone, Debug, Serialize)]
 pub struct Stream {
     pub id: u32,
+    // Header values are the timeline's own strings, shared rather than copied.
     /// The request's `:path` (for gRPC, `/package.Service/Method`).
-    pub method: Option<String>,
-    pub http_method: Option<String>,
-    pub authority: Option<String>,
-    pub status: Option<String>,
-    pub content_type: Option<String>,
+    #[serde(serialize_with = "shared_text")]
+    pub method: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub http_method: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub authority: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub status: Option<Arc<str>>,
+    #[serde(serialize_with = "shared_text")]
+    pub content_type: Option<Arc<str>>,
     pub grpc_status: Option<i64>,
-    pub grpc_message: Option<String>,
+    #[serde(serialize_with = "shared_text")]
+    pub grpc_message: Option<Arc<str>>,
     pub opened: Option<f64>,
     pub closed: Option<f64>,
     pub opened_by: Option<&'static str>,
     pub reset_by: Option<&'static str>,
     pub reset_code: Option<String>,
     pub headers_incomplete: bool,
+}
+
+/// An optional shared string, serialised as `Option<String>` is (serde's `rc` feature not needed).
+fn shared_text<S: serde::Serializer>(text: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    text.as_deref().serialize(s)
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -296,10 +346,6 @@ pub struct Match {
     pub on_expiry: &'static str,
     /// True when it matches as configured away from its default (the server side is that product).
     pub configured: bool,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn secs(ts: Ts) -> f64 {
@@ -442,20 +488,22 @@ pub fn connection(
     };
     let (c, s) = (client_dir.index(), client_dir.reverse().index());
 
-    let mut frames = BTreeMap::new();
-    for (kind, name) in FRAME_NAMES.iter().enumerate() {
-        frames.insert(Cow::Borrowed(*name), per_side(tl.frames[kind]));
+    let mut frames = Vec::with_capacity(FRAME_NAMES.len() + tl.unknown_frames.len());
+    for kind in FRAME_NAMES_SORTED {
+        frames.push((Cow::Borrowed(FRAME_NAMES[kind]), per_side(tl.frames[kind])));
     }
-    for (kind, counts) in &tl.unknown_frames {
-        frames.insert(
-            Cow::Owned(format!("UNKNOWN_0x{kind:02x}")),
-            per_side(*counts),
-        );
+    if !tl.unknown_frames.is_empty() {
+        for (kind, counts) in &tl.unknown_frames {
+            frames.push((
+                Cow::Owned(format!("UNKNOWN_0x{kind:02x}")),
+                per_side(*counts),
+            ));
+        }
+        frames.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
 
     let mut pings: Vec<Ping> = Vec::new();
-    // Unanswered PINGs by sender and opaque data, oldest first: an ACK answers the oldest.
-    let mut waiting: HashMap<(Dir, [u8; 8]), VecDeque<usize>> = HashMap::new();
+    let mut waiting = Unanswered::default();
     let mut inferred_waiting: [std::collections::VecDeque<usize>; 2] = Default::default();
     let mut goaways = Vec::new();
     let mut rst_streams = Vec::new();
@@ -472,10 +520,7 @@ pub fn connection(
         let ts = secs(e.ts);
         match &e.kind {
             EventKind::Ping { ack: false, opaque } => {
-                waiting
-                    .entry((e.dir, *opaque))
-                    .or_default()
-                    .push_back(pings.len());
+                waiting.push((e.dir, *opaque), pings.len());
                 pings.push(Ping {
                     ts,
                     from: role(e.dir),
@@ -517,9 +562,7 @@ pub fn connection(
                 }
             }
             EventKind::Ping { ack: true, opaque } => {
-                let answered = waiting
-                    .get_mut(&(e.dir.reverse(), *opaque))
-                    .and_then(|q| q.pop_front());
+                let answered = waiting.answer((e.dir.reverse(), *opaque));
                 match answered {
                     Some(i) => {
                         let p = &mut pings[i];
@@ -657,8 +700,8 @@ pub fn connection(
     let [client_impl, server_impl] = implementation;
     Connection {
         id: 0,
-        client: tl.client().to_string(),
-        server: tl.server().to_string(),
+        client: address(tl.client()),
+        server: address(tl.server()),
         start: secs(tl.first),
         end: secs(tl.last),
         syn_seen: sides.iter().any(|s| s.syn.is_some()),
@@ -678,9 +721,9 @@ pub fn connection(
             failed: per_side(t.failed),
             key_updates: per_side(t.key_updates),
             inferred_pings: t.inferred_pings,
-            close_notify: tls_close.clone(),
+            close_notify: tls_close,
         }),
-        frames,
+        frames: Frames(frames),
         pings,
         goaways,
         rst_streams,
@@ -757,6 +800,113 @@ pub fn connection(
     }
 }
 
+/// Unanswered PINGs by sender and opaque data, oldest first: an ACK answers the oldest. Mostly none
+/// or one is waiting, and a short list is scanned; a peer that never answers fills an index.
+#[derive(Default)]
+struct Unanswered {
+    few: Vec<((Dir, [u8; 8]), usize)>,
+    many: HashMap<(Dir, [u8; 8]), VecDeque<usize>>,
+}
+
+impl Unanswered {
+    /// Longest list scanned.
+    const FEW: usize = 16;
+
+    fn push(&mut self, key: (Dir, [u8; 8]), ping: usize) {
+        if self.many.is_empty() && self.few.len() < Self::FEW {
+            self.few.push((key, ping));
+            return;
+        }
+        for (k, p) in self.few.drain(..) {
+            self.many.entry(k).or_default().push_back(p);
+        }
+        self.many.entry(key).or_default().push_back(ping);
+    }
+
+    fn answer(&mut self, key: (Dir, [u8; 8])) -> Option<usize> {
+        match self.few.iter().position(|(k, _)| *k == key) {
+            Some(at) => Some(self.few.remove(at).1),
+            None => self.many.get_mut(&key).and_then(|q| q.pop_front()),
+        }
+    }
+}
+
+/// `addr.to_string()`, without the formatting machinery for the common IPv4 case.
+fn address(addr: SocketAddr) -> String {
+    let SocketAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut text = String::with_capacity(21);
+    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        push_decimal(&mut text, octet.into());
+    }
+    text.push(':');
+    push_decimal(&mut text, v4.port());
+    text
+}
+
+/// Appends `n` in decimal, a character at a time (no iterator over a digit buffer).
+fn push_decimal(text: &mut String, n: u16) {
+    let mut leading = true;
+    for place in [10_000, 1_000, 100, 10] {
+        let digit = n / place % 10;
+        leading &= digit == 0;
+        if !leading {
+            text.push(char::from(b'0' + digit as u8));
+        }
+    }
+    text.push(char::from(b'0' + (n % 10) as u8));
+}
+
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_names_sorted_is_the_name_order() {
+        let mut want: Vec<usize> = (0..FRAME_NAMES.len()).collect();
+        want.sort_by_key(|&i| FRAME_NAMES[i]);
+        assert_eq!(FRAME_NAMES_SORTED.to_vec(), want);
+    }
+
+    #[test]
+    fn address_is_written_as_display_writes_it() {
+        for a in [
+            "0.0.0.0:0",
+            "10.0.0.8:56238",
+            "255.255.255.255:65535",
+            "192.168.1.100:443",
+            "[::1]:8080",
+            "[fe80::1%3]:50051",
+            "[::ffff:10.0.0.1]:80",
+        ] {
+            let addr: SocketAddr = a.parse().unwrap();
+            assert_eq!(address(addr), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn unanswered_pings_are_answered_oldest_first_past_the_short_list() {
+        let mut w = Unanswered::default();
+        let key = |n: u8| (Dir::AtoB, [n; 8]);
+        for i in 0..40 {
+            w.push(key((i % 3) as u8), i);
+        }
+        assert_eq!(w.answer(key(1)), Some(1));
+        assert_eq!(w.answer(key(1)), Some(4));
+        assert_eq!(w.answer((Dir::BtoA, [1; 8])), None);
+        let mut small = Unanswered::default();
+        small.push(key(7), 0);
+        small.push(key(7), 1);
+        assert_eq!(small.answer(key(7)), Some(0));
+        assert_eq!(small.answer(key(7)), Some(1));
+        assert_eq!(small.answer(key(7)), None);
+    }
 }

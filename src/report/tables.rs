@@ -405,8 +405,8 @@ fn events(c: &Connection) -> Vec<Event<'_>> {
         if let Some(ts) = st.opened {
             let request = match (&st.http_method, &st.method) {
                 (Some(m), Some(p)) => Some(Cow::Owned(format!("{m} {p}"))),
-                (None, Some(p)) => Some(Cow::Borrowed(p.as_str())),
-                (Some(m), None) => Some(Cow::Borrowed(m.as_str())),
+                (None, Some(p)) => Some(Cow::Borrowed(&**p)),
+                (Some(m), None) => Some(Cow::Borrowed(&**m)),
                 (None, None) => None,
             };
             out.push(Event {
