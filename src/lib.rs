@@ -455,6 +455,12 @@ fn finish(
             stats.flows_refused
         ));
     }
+    if stats.parked_lost > 0 {
+        warnings.push(format!(
+            "{} quiet connection(s) written to a temporary file could not be read back: their later packets were followed as new connections",
+            stats.parked_lost
+        ));
+    }
     if stats.tls_without_keys > 0 && common.keylog.is_some() {
         warnings.push(format!(
             "{} HTTP/2-over-TLS connection(s) not decrypted: no working key in the key log; their PINGs are inferred from record sizes",

@@ -63,7 +63,19 @@ fn tmp(name: &str) -> PathBuf {
 struct Guard(Child);
 
 impl Drop for Guard {
+    /// SIGTERM first: `timeout` passes it on to the client it runs, which SIGKILL would orphan
+    /// (grpcio clients holding a channel open were left behind by every run).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
