@@ -219,7 +219,7 @@ fn park_after() -> Option<i64> {
         .ok()?
         .parse()
         .ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| (secs * 1e9) as i64)
+    (secs.is_finite() && secs >= 0.0).then_some((secs * 1e9) as i64)
 }
 
 fn keep(common: &cli::CommonArgs) -> Keep {

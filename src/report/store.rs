@@ -384,15 +384,13 @@ impl Settled {
                     out.write_all(text)?;
                 } else {
                     let key = (*store, r.block);
-                    if !unpacked.contains_key(&key) {
-                        let block = self.texts.get(*store).and_then(|t| t.unpacked(r.block));
-                        unpacked.insert(key, block.unwrap_or_default());
-                    }
-                    let text = unpacked
-                        .get(&key)
-                        .and_then(|b| b.get(r.start as usize..r.end as usize))
-                        .unwrap_or_default();
-                    out.write_all(text)?;
+                    let texts = &self.texts;
+                    let block = unpacked.entry(key).or_insert_with(|| {
+                        let block = texts.get(*store).and_then(|t| t.unpacked(r.block));
+                        block.unwrap_or_default()
+                    });
+                    let text = block.get(r.start as usize..r.end as usize);
+                    out.write_all(text.unwrap_or_default())?;
                     if let Some(n) = readers.get_mut(&key) {
                         *n -= 1;
                         if *n == 0 {
