@@ -559,7 +559,7 @@ impl<S: Sink> Analyzer<S> {
     /// Parks the connections quiet for the park time, every [`SWEEP_NS`] of capture time and no
     /// more often than one packet in eight per connection followed (a sweep reads them all).
     fn sweep(&mut self, now: Ts) {
-        if self.spill.is_none() {
+        if !self.spill.as_ref().is_some_and(Spill::takes_more) {
             return;
         }
         self.sweep_wait = self.sweep_wait.saturating_sub(1);
@@ -584,25 +584,23 @@ impl<S: Sink> Analyzer<S> {
     }
 
     fn park(&mut self, key: FlowKey, conn: Box<Conn>) {
-        self.scratch.clear();
-        let at = match (
-            postcard::to_extend(&*conn, std::mem::take(&mut self.scratch)),
-            &mut self.spill,
-        ) {
-            (Ok(bytes), Some(spill)) => {
-                let at = spill.put(&bytes);
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let at = match postcard::to_extend(&*conn, bytes) {
+            Ok(bytes) => {
+                let at = self.spill.as_mut().and_then(|s| s.put(&bytes));
                 self.scratch = bytes;
                 at
             }
-            _ => None,
+            Err(_) => None,
         };
         match at {
             Some(at) => {
                 self.parked.insert(key, (conn.order, at));
             }
+            // The file takes no more (it keeps what it holds, for those parked already): this
+            // connection, and the quiet ones after it, stay in memory.
             None => {
-                // The file takes no more: this one and the next stay in memory.
-                self.spill = None;
                 self.flows.insert(key, conn, self.parked.len());
             }
         }
@@ -694,5 +692,51 @@ impl<S: Sink> Analyzer<S> {
             }
         }
         (self.sink, self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::CaptureReader;
+
+    /// The timelines of a capture, parking every connection after each of its packets when
+    /// `park` is set; the spill file is full (a write fails) from packet 100 on when `fail`.
+    fn timelines(park: bool, fail: bool) -> (String, usize) {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/captures/server-max-idle/capture.pcap"
+        );
+        let mut reader = CaptureReader::open(path).unwrap();
+        let cfg = Config {
+            park_after_ns: park.then_some(0),
+            ..Config::default()
+        };
+        let mut analyzer = Analyzer::new(cfg);
+        let (mut n, mut parked_at_failure) = (0, 0);
+        while let Some(p) = reader.next_packet() {
+            analyzer.packet(&p);
+            n += 1;
+            if fail && n == 100 {
+                parked_at_failure = analyzer.parked.len();
+                analyzer.spill.as_mut().unwrap().fill();
+            }
+        }
+        let (tls, stats) = analyzer.finish();
+        assert_eq!(stats.parked_lost, 0);
+        (format!("{tls:?}"), parked_at_failure)
+    }
+
+    #[test]
+    fn a_full_spill_file_keeps_what_it_holds_and_parks_no_more() {
+        let (kept, _) = timelines(false, false);
+        let (parked, _) = timelines(true, false);
+        assert!(kept == parked, "parking changed the timelines");
+        let (failed, parked_at_failure) = timelines(true, true);
+        assert!(
+            parked_at_failure > 0,
+            "nothing was parked when the file failed"
+        );
+        assert!(kept == failed, "a failed spill file changed the timelines");
     }
 }

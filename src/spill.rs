@@ -18,6 +18,9 @@ pub struct Spill {
     len: u64,
     /// A write failed: its bytes may be partly there, so the file takes nothing more.
     failed: bool,
+    /// Tests: writes past this many bytes fail.
+    #[cfg(test)]
+    capacity: u64,
 }
 
 /// Where a piece lies in its [`Spill`].
@@ -43,6 +46,8 @@ impl Spill {
             file,
             len: 0,
             failed: false,
+            #[cfg(test)]
+            capacity: u64::MAX,
         })
     }
 
@@ -52,7 +57,11 @@ impl Spill {
         if self.failed {
             return None;
         }
-        if self.file.write_all(bytes).is_err() {
+        #[cfg(test)]
+        let full = self.len + bytes.len() as u64 > self.capacity;
+        #[cfg(not(test))]
+        let full = false;
+        if full || self.file.write_all(bytes).is_err() {
             self.failed = true;
             return None;
         }
@@ -64,6 +73,17 @@ impl Spill {
     pub fn get(&self, s: Spilled) -> Option<Vec<u8>> {
         let mut bytes = vec![0; s.len as usize];
         self.read(s.at, &mut bytes).then_some(bytes)
+    }
+
+    /// Whether [`Spill::put`] may still succeed: no write failed yet.
+    pub fn takes_more(&self) -> bool {
+        !self.failed
+    }
+
+    /// Makes the file full (for tests): the next write fails as on a full disk.
+    #[cfg(test)]
+    pub fn fill(&mut self) {
+        self.capacity = self.len;
     }
 
     /// Fills `into` with the bytes at offset `at`.
