@@ -205,6 +205,7 @@ const READ_GAP: u64 = 4096;
 /// were spilled as they ended, so a batch's texts lie in a few runs, not one.
 #[derive(Default)]
 struct Batch {
+    /// The texts read, from the start; past them, what earlier batches read.
     bytes: Vec<u8>,
     /// By position in the batch: where its text is in `bytes`.
     at: Vec<Option<Range<usize>>>,
@@ -214,7 +215,8 @@ struct Batch {
 
 impl Batch {
     fn read(&mut self, bodies: &[(usize, Body)], texts: &[Texts]) {
-        self.bytes.clear();
+        // `bytes` keeps its length from batch to batch: it is only zeroed where it grows.
+        let mut filled = 0;
         self.at.clear();
         self.at.resize(bodies.len(), None);
         self.wanted.clear();
@@ -238,10 +240,13 @@ impl Batch {
                 end = end.max(range.end);
                 next += 1;
             }
-            let base = self.bytes.len();
-            self.bytes.resize(base + (end - start) as usize, 0);
+            let base = filled;
+            filled += (end - start) as usize;
+            if self.bytes.len() < filled {
+                self.bytes.resize(filled, 0);
+            }
             let spill = texts.get(store).and_then(|t| t.spill.as_ref());
-            if spill.is_some_and(|s| s.read(start, &mut self.bytes[base..])) {
+            if spill.is_some_and(|s| s.read(start, &mut self.bytes[base..filled])) {
                 for (_, range, i) in &self.wanted[run..next] {
                     let from = base + (range.start - start) as usize;
                     self.at[*i] = Some(from..from + (range.end - range.start) as usize);
