@@ -11,6 +11,7 @@ use super::{Actor, Cause, Finding, Match, Severity, Verdict};
 use crate::timeline::Idle;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::{Index, IndexMut};
 
 /// The capture sees an intermediary's timer from a distance: a kill at expiry can look this much
 /// shorter than the timer (one-way delay, timer granularity).
@@ -27,12 +28,132 @@ pub fn settle(
     implementations: &[[Option<String>; 2]],
     cat: &Catalogue,
 ) -> Vec<Finding> {
+    let cols = Columns {
+        facts,
+        pending,
+        keepalive,
+        implementations,
+        cat,
+    };
+    settle_from(verdicts, &cols, PARALLEL_FROM)
+}
+
+/// [`settle`], on two threads from `parallel_from` connections on.
+fn settle_from(verdicts: &mut [Verdict], cols: &Columns<'_>, parallel_from: usize) -> Vec<Finding> {
+    let facts = cols.facts;
     let mut paths: BTreeMap<SocketAddr, Vec<usize>> = BTreeMap::new();
     for (i, f) in facts.iter().enumerate() {
         paths.entry(f.server).or_default().push(i);
     }
+    let paths: Vec<(SocketAddr, Vec<usize>)> = paths.into_iter().collect();
+    // Paths share nothing: with many connections, the later paths (about half the connections)
+    // are settled on a second thread, on their verdicts moved out.
+    let half = facts.len() / 2;
+    let mut counted = 0;
+    let split = paths
+        .iter()
+        .position(|(_, conns)| {
+            counted += conns.len();
+            counted >= half
+        })
+        .map_or(paths.len(), |p| p + 1);
+    let (first, second) = paths.split_at(split);
+    let mut findings = if facts.len() < parallel_from || second.is_empty() {
+        settle_paths(&paths, verdicts, cols)
+    } else {
+        let mut part = Part::take(second, verdicts);
+        let (mut findings, later) = std::thread::scope(|s| {
+            let later = s.spawn(|| settle_paths(second, &mut part, cols));
+            (settle_paths(first, verdicts, cols), later.join())
+        });
+        match later {
+            Ok(later) => findings.extend(later),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        part.give_back(verdicts);
+        findings
+    };
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    findings
+}
+
+/// Settling on a second thread pays from this many connections on.
+const PARALLEL_FROM: usize = 4096;
+
+/// What the rules read of every connection.
+struct Columns<'a> {
+    facts: &'a [PathFacts],
+    pending: &'a [Pending],
+    keepalive: &'a [Keepalive],
+    implementations: &'a [[Option<String>; 2]],
+    cat: &'a Catalogue,
+}
+
+/// The verdicts of some paths' connections, moved out of the run's verdicts and indexed as there
+/// (by connection).
+struct Part {
+    /// By connection: where its verdict is in `verdicts`, or `u32::MAX`.
+    slot: Vec<u32>,
+    /// The connections, in the order of `verdicts`.
+    ids: Vec<usize>,
+    verdicts: Vec<Verdict>,
+}
+
+impl Part {
+    fn take(paths: &[(SocketAddr, Vec<usize>)], all: &mut [Verdict]) -> Part {
+        let mut part = Part {
+            slot: vec![u32::MAX; all.len()],
+            ids: Vec::new(),
+            verdicts: Vec::new(),
+        };
+        for &i in paths.iter().flat_map(|(_, conns)| conns) {
+            if let (Some(slot), Some(v)) = (part.slot.get_mut(i), all.get_mut(i)) {
+                *slot = part.verdicts.len() as u32;
+                part.ids.push(i);
+                part.verdicts
+                    .push(std::mem::replace(v, Verdict::new(Cause::Alive)));
+            }
+        }
+        part
+    }
+
+    fn give_back(self, all: &mut [Verdict]) {
+        for (i, v) in self.ids.into_iter().zip(self.verdicts) {
+            if let Some(slot) = all.get_mut(i) {
+                *slot = v;
+            }
+        }
+    }
+}
+
+impl std::ops::Index<usize> for Part {
+    type Output = Verdict;
+    fn index(&self, i: usize) -> &Verdict {
+        &self.verdicts[self.slot[i] as usize]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Part {
+    fn index_mut(&mut self, i: usize) -> &mut Verdict {
+        &mut self.verdicts[self.slot[i] as usize]
+    }
+}
+
+/// The rules over `paths`, which hold connections whose verdicts `verdicts` has.
+fn settle_paths<V: IndexMut<usize, Output = Verdict> + ?Sized>(
+    paths: &[(SocketAddr, Vec<usize>)],
+    verdicts: &mut V,
+    cols: &Columns<'_>,
+) -> Vec<Finding> {
+    let Columns {
+        facts,
+        pending,
+        keepalive,
+        implementations,
+        cat,
+    } = *cols;
     let mut findings = Vec::new();
-    for (server, conns) in &paths {
+    for (server, conns) in paths {
         settle_fins(facts, verdicts, pending, conns);
         for (cause, measure) in [
             (Cause::IdleReset, Measure::Transport),
@@ -74,16 +195,15 @@ pub fn settle(
             cat,
         ));
     }
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     findings
 }
 
 /// A server-side FIN without GOAWAY after a silence is an L4 idle timer only if the path's deaths
 /// look like one: similar silences, and no connection on the path survived a longer one. Deaths at
 /// one moment after scattered silences, or after silences others survived, are the peer going away.
-fn settle_fins(
+fn settle_fins<V: IndexMut<usize, Output = Verdict> + ?Sized>(
     facts: &[PathFacts],
-    verdicts: &mut [Verdict],
+    verdicts: &mut V,
     pending: &[Pending],
     conns: &[usize],
 ) {
@@ -171,9 +291,9 @@ fn settle_fins(
 /// The longest idle period of `measure` on the path that did not end a connection, and its
 /// connection. The fatal silences of `excluded` (and of every connection that died of an idle
 /// cause) do not count.
-fn longest_survived(
+fn longest_survived<V: Index<usize, Output = Verdict> + ?Sized>(
     facts: &[PathFacts],
-    verdicts: &[Verdict],
+    verdicts: &V,
     conns: &[usize],
     measure: Measure,
     excluded: &[usize],
@@ -229,14 +349,14 @@ fn expiry_for(cause: Cause) -> &'static [OnExpiry] {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn idle_finding(
+fn idle_finding<V: Index<usize, Output = Verdict> + ?Sized>(
     server: SocketAddr,
     cause: Cause,
     measure: Measure,
     killed: &[usize],
     conns: &[usize],
     facts: &[PathFacts],
-    verdicts: &[Verdict],
+    verdicts: &V,
     implementations: &[[Option<String>; 2]],
     cat: &Catalogue,
 ) -> Finding {
@@ -400,11 +520,11 @@ fn round3(x: f64) -> f64 {
 
 /// Findings about too many pings, max-age rotation, abrupt ends, read timeouts and keepalive
 /// settings that invite trouble.
-fn other_findings(
+fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
     server: SocketAddr,
     conns: &[usize],
     facts: &[PathFacts],
-    verdicts: &[Verdict],
+    verdicts: &V,
     keepalive: &[Keepalive],
     implementations: &[[Option<String>; 2]],
     cat: &Catalogue,
@@ -579,4 +699,77 @@ fn other_findings(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::{Analyzer, Config};
+    use crate::capture::CaptureReader;
+    use crate::diagnose::Judged;
+
+    /// Every lab capture's connections judged, as one run.
+    fn judged(cat: &Catalogue) -> Vec<Judged> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("capture.pcap"))
+            .filter(|p| p.exists())
+            .collect();
+        files.sort();
+        let mut judged = Vec::new();
+        for f in files {
+            let mut reader = CaptureReader::open(f.to_str().unwrap()).unwrap();
+            let mut analyzer = Analyzer::new(Config::default());
+            while let Some(p) = reader.next_packet() {
+                analyzer.packet(&p);
+            }
+            let (timelines, _) = analyzer.finish();
+            judged.extend(timelines.iter().map(|tl| crate::diagnose::judge(tl, cat)));
+        }
+        judged
+    }
+
+    /// Paths settled on two threads give the verdicts and findings of one thread.
+    #[test]
+    fn two_threads_settle_as_one() {
+        let cat = Catalogue::builtin();
+        let settle = |parallel_from| {
+            let judged = judged(&cat);
+            let mut verdicts: Vec<Verdict> = judged.iter().map(|j| j.verdict.clone()).collect();
+            let facts: Vec<PathFacts> = judged.iter().map(|j| j.path.clone()).collect();
+            let pending: Vec<Pending> = judged.iter().map(|j| j.pending).collect();
+            let keepalive: Vec<Keepalive> = judged.iter().map(|j| j.keepalive.clone()).collect();
+            let implementations: Vec<[Option<String>; 2]> =
+                judged.iter().map(|j| j.implementations.clone()).collect();
+            let cols = Columns {
+                facts: &facts,
+                pending: &pending,
+                keepalive: &keepalive,
+                implementations: &implementations,
+                cat: &cat,
+            };
+            let servers: std::collections::BTreeSet<_> = facts.iter().map(|f| f.server).collect();
+            assert!(
+                servers.len() > 10,
+                "too few paths to split: {}",
+                servers.len()
+            );
+            let findings = settle_from(&mut verdicts, &cols, parallel_from);
+            (verdicts, findings)
+        };
+        let (one_v, one_f) = settle(usize::MAX);
+        let (two_v, two_f) = settle(0);
+        assert!(!one_f.is_empty());
+        assert!(
+            one_v
+                != judged(&cat)
+                    .into_iter()
+                    .map(|j| j.verdict)
+                    .collect::<Vec<_>>(),
+            "the path rules changed no verdict"
+        );
+        assert_eq!(one_v, two_v);
+        assert_eq!(one_f, two_f);
+    }
 }
