@@ -3,6 +3,7 @@
 //! for tickets, and Parquet/CSV tables for notebooks. Renderers never diagnose.
 
 pub mod html;
+pub mod json;
 pub mod model;
 pub mod png;
 pub mod store;
