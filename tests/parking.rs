@@ -5,31 +5,7 @@
 mod util;
 
 use std::process::Command;
-use util::root;
-
-fn captures() -> Vec<String> {
-    let mut out = Vec::new();
-    for dir in std::fs::read_dir(root().join("captures"))
-        .expect("captures/")
-        .flatten()
-    {
-        if !dir.path().is_dir() {
-            continue;
-        }
-        for f in std::fs::read_dir(dir.path())
-            .expect("capture dir")
-            .flatten()
-        {
-            let name = f.path().to_string_lossy().into_owned();
-            let kinds = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
-            if kinds.iter().any(|k| name.ends_with(k)) {
-                out.push(name);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use util::{captures, root};
 
 fn analyze(capture: &str, park_after: Option<&str>) -> (Option<i32>, Vec<u8>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_h2keepalive"));

@@ -1,14 +1,21 @@
 //! Properties over many generated cases (a seeded generator, so failures reproduce):
 //! - TCP reassembly yields the same byte stream whatever the order, duplication and splitting of the
 //!   segments that carried it;
-//! - the HTTP/2 framer and HPACK decoding never panic on arbitrary bytes, whole or in pieces.
+//! - the HTTP/2 framer and HPACK decoding never panic on arbitrary bytes, whole or in pieces;
+//! - report/json.rs writes the bytes serde_json writes, for any string, float, integer and JSON
+//!   tree (serde_json is the oracle).
 
 mod util;
 
 use h2keepalive::capture::Ts;
 use h2keepalive::http2::framer::{Framer, RawFrame, Strictness};
 use h2keepalive::http2::hpack::{split, BlockDecoder};
+use h2keepalive::report::json;
 use h2keepalive::tcp::{Chunk, Reassembler};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 use util::Rng;
 
 /// Runs segments (sequence number, payload) through a reassembler and returns the stream and gaps.
@@ -142,5 +149,121 @@ fn framer_and_hpack_never_panic_on_arbitrary_bytes() {
         let mut d = BlockDecoder::new(case % 2 == 0);
         let _ = d.decode(&bytes);
         let _ = d.decode(&bytes[..bytes.len() / 2]);
+    }
+}
+
+/// `value` written by report/json.rs and by serde_json.
+fn same_json<T: ?Sized + Serialize + Debug>(value: &T, case: usize) {
+    let want = serde_json::to_vec(value).expect("serde_json serialises it");
+    let got = json::to_vec(value).expect("serialises");
+    assert!(
+        got == want,
+        "case {case}: {value:?}\n  got  {}\n  want {}",
+        String::from_utf8_lossy(&got),
+        String::from_utf8_lossy(&want)
+    );
+}
+
+/// A string mostly of the characters JSON escaping is about: controls, quotes, backslashes,
+/// DEL, and characters of every UTF-8 length; sometimes long, to cross the eight-byte words.
+fn tricky_string(rng: &mut Rng) -> String {
+    let len = if rng.below(8) == 0 {
+        rng.below(300)
+    } else {
+        rng.below(24)
+    };
+    let plain_run = rng.below(4) == 0;
+    (0..len)
+        .map(|_| {
+            let pick = if plain_run { 99 } else { rng.below(100) };
+            let c = match pick {
+                0..=14 => rng.below(0x20) as u32,
+                15..=22 => u32::from(b'"'),
+                23..=30 => u32::from(b'\\'),
+                31..=34 => 0x7f,
+                35..=44 => 0x80 + rng.below(0x800 - 0x80) as u32,
+                45..=52 => 0x800 + rng.below(0xd800 - 0x800) as u32,
+                53..=56 => 0xe000 + rng.below(0x1_0000 - 0xe000) as u32,
+                57..=60 => 0x1_0000 + rng.below(0x11_0000 - 0x1_0000) as u32,
+                _ => 0x20 + rng.below(0x7f - 0x20) as u32,
+            };
+            char::from_u32(c).expect("no surrogates")
+        })
+        .collect()
+}
+
+/// A float of any bit pattern (NaNs, infinities, subnormals), or of the kinds a report has:
+/// capture timestamps with microseconds, rounded durations, integers.
+fn any_f64(rng: &mut Rng) -> f64 {
+    match rng.below(5) {
+        0 | 1 => f64::from_bits(rng.next()),
+        2 => 1.6e9 + rng.below(200_000_000) as f64 + rng.below(1_000_000) as f64 / 1e6,
+        3 => (rng.below(10_000_000) as f64 / 1000.0).round() / 1000.0,
+        _ => rng.next() as i64 as f64 / 10f64.powi(rng.below(30) as i32),
+    }
+}
+
+#[test]
+fn json_writer_writes_what_serde_json_writes_for_any_string() {
+    let mut rng = Rng(0x6a73_6f6e);
+    for case in 0..20_000 {
+        let s = tricky_string(&mut rng);
+        same_json(&s, case);
+        same_json(&[(s.as_str(), s.len())], case);
+        same_json(
+            &BTreeMap::from([(s.clone(), 1u8), (format!("{s}\u{1}"), 2)]),
+            case,
+        );
+        if let Some(c) = s.chars().next() {
+            same_json(&c, case);
+        }
+    }
+}
+
+#[test]
+fn json_writer_writes_what_serde_json_writes_for_any_number() {
+    let mut rng = Rng(0x00f1_0a75);
+    for case in 0..100_000 {
+        let x = any_f64(&mut rng);
+        same_json(&x, case);
+        same_json(&(x as f32), case);
+        same_json(&f32::from_bits(rng.next() as u32), case);
+        let n = rng.next();
+        same_json(&[n, n >> rng.below(64)], case);
+        same_json(&(n as i64 >> rng.below(64)), case);
+        same_json(&((n as i128) << 64 | rng.next() as i128), case);
+        same_json(&((n as u128) << 64 | rng.next() as u128), case);
+    }
+}
+
+/// A JSON tree: the arrays, objects (string keys), numbers, strings and literals serde_json's
+/// `Value` holds, nested a few levels.
+fn any_value(rng: &mut Rng, depth: usize) -> Value {
+    match rng.below(if depth == 0 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.below(2) == 0),
+        2 => Value::from(rng.next() as i64 >> rng.below(64)),
+        3 => Value::from(rng.next() >> rng.below(64)),
+        4 => serde_json::Number::from_f64(any_f64(rng)).map_or(Value::Null, Value::Number),
+        5 => Value::String(tricky_string(rng)),
+        6 => Value::Array(
+            (0..rng.below(5))
+                .map(|_| any_value(rng, depth - 1))
+                .collect(),
+        ),
+        _ => Value::Object(
+            (0..rng.below(5))
+                .map(|_| (tricky_string(rng), any_value(rng, depth - 1)))
+                .collect(),
+        ),
+    }
+}
+
+#[test]
+fn json_writer_writes_what_serde_json_writes_for_any_json_tree() {
+    let mut rng = Rng(0x7472_6565);
+    for case in 0..5_000 {
+        let value = any_value(&mut rng, 4);
+        same_json(&value, case);
     }
 }

@@ -3,6 +3,7 @@
 //! for tickets, and Parquet/CSV tables for notebooks. Renderers never diagnose.
 
 pub mod html;
+pub mod json;
 pub mod model;
 pub mod png;
 pub mod store;
@@ -18,9 +19,12 @@ use std::io::{self, Write};
 /// thousands of connections makes a document of hundreds of MB that need not sit in memory.
 pub fn write_json(doc: &Document, out: &mut impl Write) -> io::Result<()> {
     json_head(&doc.input, out)?;
+    let mut text = Vec::new();
     for (i, c) in doc.connections.iter().enumerate() {
-        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *out, c)?;
+        text.clear();
+        text.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+        json::to_vec_into(&mut text, c)?;
+        out.write_all(&text)?;
     }
     json_tail(&doc.findings, out)
 }
@@ -28,7 +32,7 @@ pub fn write_json(doc: &Document, out: &mut impl Write) -> io::Result<()> {
 /// The document up to the opening of its connections.
 fn json_head(input: &model::Input, out: &mut impl Write) -> io::Result<()> {
     write!(out, "{{\"schema\":\"{}\",\n\"input\":", model::SCHEMA)?;
-    serde_json::to_writer(&mut *out, input)?;
+    json::to_writer(out, input)?;
     out.write_all(b",\n\"connections\":[")
 }
 
@@ -37,7 +41,7 @@ fn json_tail(findings: &[model::Finding], out: &mut impl Write) -> io::Result<()
     out.write_all(b"\n],\n\"findings\":[")?;
     for (i, f) in findings.iter().enumerate() {
         out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-        serde_json::to_writer(&mut *out, f)?;
+        json::to_writer(out, f)?;
     }
     out.write_all(b"\n]}\n")
 }

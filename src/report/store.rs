@@ -6,6 +6,7 @@
 //! What needs every connection (the path rules, the final verdicts, connection ids) waits for the
 //! end of the run: [`Stored::finish`].
 
+use super::json;
 use super::model::{self, Connection, Document, Input};
 use crate::analyzer::Sink;
 use crate::diagnose::{self, Catalogue, Judged};
@@ -142,7 +143,7 @@ impl<'a> Store<'a> {
         let text = &mut self.text.open;
         let start = text.len();
         // Serialising plain structs of strings and numbers into memory cannot fail.
-        let _ = serde_json::to_writer(&mut *text, conn);
+        let _ = json::to_vec_into(text, conn);
         let written = &text[start..];
         // `id` is the first member and `verdict` the last (see `Connection`); a string member
         // cannot hold `,"verdict":` unescaped.
@@ -367,6 +368,8 @@ impl Settled {
         }
         let mut unpacked: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
         let mut batch = Batch::default();
+        // What is serialised, before it is written at once.
+        let mut scratch = Vec::new();
         super::json_head(input, out)?;
         for first in (0..self.bodies.len()).step_by(BATCH) {
             let ids = first..self.bodies.len().min(first + BATCH);
@@ -375,11 +378,13 @@ impl Settled {
                 let (store, body) = &mut self.bodies[id];
                 let v = &self.verdicts[id];
                 out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
+                scratch.clear();
                 let r = match body {
                     Body::Model(c) => {
                         c.id = id;
                         c.verdict = model::verdict(v);
-                        serde_json::to_writer(&mut *out, c)?;
+                        json::to_vec_into(&mut scratch, c)?;
+                        out.write_all(&scratch)?;
                         continue;
                     }
                     Body::Json(r) => *r,
@@ -403,9 +408,10 @@ impl Settled {
                         }
                     }
                 }
-                out.write_all(VERDICT)?;
-                serde_json::to_writer(&mut *out, &model::verdict(v))?;
-                out.write_all(b"}")?;
+                scratch.extend_from_slice(VERDICT);
+                json::to_vec_into(&mut scratch, &model::verdict(v))?;
+                scratch.push(b'}');
+                out.write_all(&scratch)?;
             }
         }
         super::json_tail(&self.findings, out)

@@ -10,6 +10,31 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Every capture under captures/ (one directory down), sorted.
+pub fn captures() -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(root().join("captures"))
+        .expect("captures/")
+        .flatten()
+    {
+        if !dir.path().is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(dir.path())
+            .expect("capture dir")
+            .flatten()
+        {
+            let name = f.path().to_string_lossy().into_owned();
+            let kinds = [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"];
+            if kinds.iter().any(|k| name.ends_with(k)) {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 pub fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_h2keepalive"))
         .args(args)

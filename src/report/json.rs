@@ -1,0 +1,1421 @@
+//! Report stage, JSON text: a `serde` serialiser that writes the compact JSON `serde_json` writes,
+//! byte for byte, into a `Vec<u8>`, for a fraction of the work.
+//!
+//! Every ended connection is serialised once (report/store.rs), and with `serde_json` that was a
+//! quarter of the instructions of an `analyze --format json` run: each of a connection's hundred
+//! or so member names went through its escape loop a byte at a time and through several writes.
+//! Here a string that needs no escaping (nearly every value) is checked eight bytes at a time and
+//! copied whole, into room made beforehand ([`Out`]); a member name, a `&'static str`, is checked
+//! once per run ([`Names`]); and the writing of a member is inlined into the `Serialize`
+//! implementations. Connections cost less than half of what they did (Ir, bench capture).
+//!
+//! The contract is `serde_json::to_writer`'s compact output (serde_json 1.0): the same shapes for
+//! every part of serde's data model, the same escapes, and numbers written by serde_json's own
+//! [`CompactFormatter`], so that they cannot differ. The tests here, in tests/properties.rs and in
+//! tests/json_writer.rs hold it to that, with serde_json as the oracle.
+
+use serde::ser::{self, Impossible, Serialize};
+use serde_json::ser::{CompactFormatter, Formatter};
+use std::cell::RefCell;
+use std::fmt::{self, Display};
+use std::io;
+
+/// Appends the JSON text of `value` to `out`. On error, the text written up to it stays.
+pub fn to_vec_into<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+    NAMES.with(|names| match names.try_borrow_mut() {
+        Ok(mut names) => value.serialize(Serializer {
+            out: &mut Out::new(out, &mut names),
+        }),
+        // Called from a `Serialize` implementation while the table is in use: one for this value.
+        Err(_) => value.serialize(Serializer {
+            out: &mut Out::new(out, &mut Names::new()),
+        }),
+    })
+}
+
+/// The JSON text of `value`.
+pub fn to_vec<T: ?Sized + Serialize>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(128);
+    to_vec_into(&mut out, value)?;
+    Ok(out)
+}
+
+/// Writes the JSON text of `value` to `out` in one write (nothing when it cannot be serialised).
+pub fn to_writer<W: ?Sized + io::Write, T: ?Sized + Serialize>(
+    out: &mut W,
+    value: &T,
+) -> io::Result<()> {
+    out.write_all(&to_vec(value)?)
+}
+
+/// Why a value could not be serialised: a map key that JSON cannot have, or a `Serialize`
+/// implementation that failed.
+#[derive(Debug)]
+pub struct Error(Box<str>);
+
+impl Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ser::Error for Error {
+    fn custom<T: Display>(msg: T) -> Self {
+        Error(msg.to_string().into())
+    }
+}
+
+/// serde_json's formatter writes to any `io::Write`; into [`Out`] it never fails.
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error(e.to_string().into())
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+}
+
+fn key_must_be_a_string() -> Error {
+    Error("key must be a string".into())
+}
+
+fn float_key_must_be_finite() -> Error {
+    Error("float key must be finite".into())
+}
+
+/// The text being written: `buf[..len]`. Beyond `len`, `buf` holds zeroed room to write into,
+/// made as needed (twice as much each time) and cut off when the value is written (on drop).
+/// Writing into room already there is a bounds check and a store; `Vec::push` and
+/// `extend_from_slice` check the capacity and update the length at each write, and call `memcpy`
+/// for every string, which cost more than the bytes copied for the short strings JSON members
+/// are made of.
+struct Out<'v> {
+    buf: &'v mut Vec<u8>,
+    len: usize,
+    /// Where this value's text starts in `buf`.
+    start: usize,
+    names: &'v mut Names,
+}
+
+/// The least room made at once.
+const ROOM: usize = 256;
+
+impl<'v> Out<'v> {
+    fn new(buf: &'v mut Vec<u8>, names: &'v mut Names) -> Out<'v> {
+        let len = buf.len();
+        Out {
+            buf,
+            len,
+            start: len,
+            names,
+        }
+    }
+
+    /// The next `n` bytes, to write into; [`Out::len`] is moved past what is kept of them.
+    #[inline]
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.buf.len() - self.len < n {
+            self.grow(n);
+        }
+        &mut self.buf[self.len..self.len + n]
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, n: usize) {
+        let made = self.buf.len() - self.start;
+        self.buf.resize(self.len + n.max(made).max(ROOM), 0);
+    }
+
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let n = bytes.len();
+        copy(self.room(n), bytes);
+        self.len += n;
+    }
+
+    /// `s` escaped, without the quotes.
+    #[inline]
+    fn put_contents(&mut self, s: &str) {
+        if plain(s.as_bytes()) {
+            self.put(s.as_bytes());
+        } else {
+            self.put_escaped(s);
+        }
+    }
+
+    /// `s` as a JSON string. Inlined for the short strings most values are (a side, an address,
+    /// an error name): checked and copied with the same few loads.
+    #[inline(always)]
+    fn put_str(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        let n = bytes.len();
+        if n > 16 || !plain_short(bytes) {
+            self.put_long_str(s);
+            return;
+        }
+        let room = self.room(n + 2);
+        room[0] = b'"';
+        copy(&mut room[1..], bytes);
+        room[n + 1] = b'"';
+        self.len += n + 2;
+    }
+
+    /// [`Out::put_str`] for a string longer than 16 bytes or with a byte to escape.
+    #[inline(never)]
+    fn put_long_str(&mut self, s: &str) {
+        self.put(b"\"");
+        self.put_contents(s);
+        self.put(b"\"");
+    }
+
+    /// `"name":` with the comma before it unless it is the first member: what every member of
+    /// every connection starts with. Names seen before are known to need no escaping.
+    #[inline(always)]
+    fn put_member(&mut self, first: bool, name: &'static str) {
+        if !self.names.known(name) {
+            self.put_new_member(first, name);
+            return;
+        }
+        let n = name.len();
+        let comma = usize::from(!first);
+        let room = self.room(n + 4);
+        // Overwritten by the quote when there is no comma.
+        room[0] = b',';
+        room[comma] = b'"';
+        let (text, end) = room[comma + 1..].split_at_mut(n);
+        copy(text, name.as_bytes());
+        end[..2].copy_from_slice(b"\":");
+        self.len += comma + n + 3;
+    }
+
+    /// [`Out::put_member`] for a name not known yet.
+    #[cold]
+    #[inline(never)]
+    fn put_new_member(&mut self, first: bool, name: &'static str) {
+        if !first {
+            self.put(b",");
+        }
+        if plain(name.as_bytes()) {
+            self.names.learn(name);
+        }
+        self.put_str(name);
+        self.put(b":");
+    }
+
+    /// [`Out::put_contents`] for a string with a byte to escape: kept apart, so that the common
+    /// case does not pay for its registers.
+    #[cold]
+    #[inline(never)]
+    fn put_escaped(&mut self, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = s.as_bytes();
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = ESCAPE[b as usize];
+            if escape == 0 {
+                continue;
+            }
+            self.put(&bytes[run..i]);
+            if escape == b'u' {
+                let hex = [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]];
+                self.put(&[b'\\', b'u', b'0', b'0', hex[0], hex[1]]);
+            } else {
+                self.put(&[b'\\', escape]);
+            }
+            run = i + 1;
+        }
+        self.put(&bytes[run..]);
+    }
+
+    /// What `value` displays, as a JSON string escaped piece by piece as it is written.
+    fn put_display<T: ?Sized + Display>(&mut self, value: &T) -> Result<(), Error> {
+        struct Escaping<'a, 'v>(&'a mut Out<'v>);
+        impl fmt::Write for Escaping<'_, '_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0.put_contents(s);
+                Ok(())
+            }
+        }
+        self.put(b"\"");
+        fmt::write(&mut Escaping(self), format_args!("{value}"))
+            .map_err(|_| <Error as ser::Error>::custom("a Display implementation failed"))?;
+        self.put(b"\"");
+        Ok(())
+    }
+}
+
+/// Cuts the room off: the text written is what `buf` holds.
+impl Drop for Out<'_> {
+    fn drop(&mut self) {
+        self.buf.truncate(self.len);
+    }
+}
+
+/// For serde_json's [`Formatter`], which writes numbers.
+impl io::Write for Out<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.put(bytes);
+        Ok(bytes.len())
+    }
+
+    #[inline(always)]
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.put(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Member names known to need no escaping, by address and length. A member name is a
+/// `&'static str`, the same text for the whole run: checked once, it is known by where it is,
+/// which is cheaper than checking it again at each of the millions of members written.
+/// Two places for each hash of an address, and a place taken is kept: with some hundred names,
+/// a name that finds both taken is checked each time (evicting would have names take turns).
+struct Names {
+    buckets: [[(usize, usize); 2]; 512],
+}
+
+thread_local! {
+    /// Kept between values: the names of a connection are the names of the one before.
+    static NAMES: RefCell<Names> = const { RefCell::new(Names::new()) };
+}
+
+impl Names {
+    const fn new() -> Names {
+        Names {
+            buckets: [[(0, 0); 2]; 512],
+        }
+    }
+
+    fn bucket(name: &'static str) -> usize {
+        // Fibonacci hashing of the address: the top nine bits of the product.
+        ((name.as_ptr() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize
+    }
+
+    /// Whether `name` is known to need no escaping.
+    #[inline(always)]
+    fn known(&self, name: &'static str) -> bool {
+        let key = (name.as_ptr() as usize, name.len());
+        let [a, b] = self.buckets[Names::bucket(name)];
+        a == key || b == key
+    }
+
+    /// `name` needs no escaping: known from now on if there is a free place for it.
+    fn learn(&mut self, name: &'static str) {
+        let key = (name.as_ptr() as usize, name.len());
+        let bucket = &mut self.buckets[Names::bucket(name)];
+        if let Some(free) = bucket.iter_mut().find(|place| **place == (0, 0)) {
+            *free = key;
+        }
+    }
+}
+
+/// Copies `from` to the start of `to`, a string of up to 16 bytes with two stores that may
+/// overlap rather than a call to `memcpy`.
+#[inline(always)]
+fn copy(to: &mut [u8], from: &[u8]) {
+    let n = from.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            to[0] = from[0];
+            to[n / 2] = from[n / 2];
+            to[n - 1] = from[n - 1];
+        }
+        4..=7 => {
+            to[..4].copy_from_slice(&from[..4]);
+            to[n - 4..n].copy_from_slice(&from[n - 4..]);
+        }
+        8..=16 => {
+            to[..8].copy_from_slice(&from[..8]);
+            to[n - 8..n].copy_from_slice(&from[n - 8..]);
+        }
+        _ => to[..n].copy_from_slice(from),
+    }
+}
+
+/// How a character is escaped in a JSON string, by byte: 0 for none, `u` for `\u00XX`, another
+/// letter (or `"`, `\`) for the two-character escape. serde_json's choice: the controls below
+/// 0x20, `"` and `\`; not `/`, DEL (0x7f) or anything beyond ASCII.
+const ESCAPE: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = b'u';
+        b += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero when a byte of `x` is below `n` (`n` at most 0x80): the lowest such byte borrows
+/// in the subtraction and keeps its top bit; a byte from 0x80 up has it cleared by `!x`; no byte
+/// borrows unless one below it is below `n`.
+const fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(ONES * n as u64) & !x & HIGH
+}
+
+/// Non-zero when one of the eight bytes of `x` needs escaping.
+const fn special(x: u64) -> u64 {
+    below(x, 0x20) | below(x ^ (ONES * b'"' as u64), 1) | below(x ^ (ONES * b'\\' as u64), 1)
+}
+
+/// True when no byte of `s` needs escaping, checked eight bytes at a time; the tail is checked
+/// again with the bytes before it (a test, so overlap is harmless).
+#[inline]
+fn plain(s: &[u8]) -> bool {
+    if s.len() <= 16 {
+        return plain_short(s);
+    }
+    let mut hit = s
+        .last_chunk::<8>()
+        .map_or(0, |last| special(u64::from_le_bytes(*last)));
+    let mut rest = s;
+    while let Some((word, after)) = rest.split_first_chunk::<8>() {
+        hit |= special(u64::from_le_bytes(*word));
+        rest = after;
+    }
+    hit == 0
+}
+
+/// [`plain`] for a string of at most 16 bytes (false for a longer one): its first and last
+/// bytes, words or halves, which cover it.
+#[inline(always)]
+fn plain_short(s: &[u8]) -> bool {
+    let n = s.len();
+    match n {
+        0 => true,
+        1..=3 => ESCAPE[s[0] as usize] | ESCAPE[s[n / 2] as usize] | ESCAPE[s[n - 1] as usize] == 0,
+        4..=7 => {
+            let half = |at: usize| {
+                let mut h = [0; 4];
+                h.copy_from_slice(&s[at..at + 4]);
+                u32::from_le_bytes(h) as u64
+            };
+            special(half(0) | half(n - 4) << 32) == 0
+        }
+        8..=16 => {
+            let word = |at: usize| {
+                let mut w = [0; 8];
+                w.copy_from_slice(&s[at..at + 8]);
+                u64::from_le_bytes(w)
+            };
+            special(word(0)) | special(word(n - 8)) == 0
+        }
+        _ => false,
+    }
+}
+
+/// The serialiser: values written to an [`Out`].
+struct Serializer<'a, 'v> {
+    out: &'a mut Out<'v>,
+}
+
+/// Whether a sequence or map has had a member yet; `Empty` when it was closed at once because
+/// its length was given as 0 (as serde_json does).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Empty,
+    First,
+    Rest,
+}
+
+/// An array or object being written.
+struct Compound<'a, 'v> {
+    out: &'a mut Out<'v>,
+    state: State,
+}
+
+impl<'a, 'v> Compound<'a, 'v> {
+    /// `[` or `{`, closed at once by `close` when there will be no member.
+    #[inline]
+    fn open(out: &'a mut Out<'v>, open: u8, close: u8, len: Option<usize>) -> Compound<'a, 'v> {
+        let state = if len == Some(0) {
+            out.put(&[open, close]);
+            State::Empty
+        } else {
+            out.put(&[open]);
+            State::First
+        };
+        Compound { out, state }
+    }
+
+    fn element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        if self.state != State::First {
+            self.out.put(b",");
+        }
+        self.state = State::Rest;
+        value.serialize(Serializer { out: self.out })
+    }
+
+    #[inline(always)]
+    fn field<T: ?Sized + Serialize>(&mut self, name: &'static str, value: &T) -> Result<(), Error> {
+        self.out.put_member(self.state == State::First, name);
+        self.state = State::Rest;
+        value.serialize(Serializer { out: self.out })
+    }
+
+    fn close(&mut self, close: u8) {
+        if self.state != State::Empty {
+            self.out.put(&[close]);
+        }
+    }
+}
+
+impl<'a, 'v> Serializer<'a, 'v> {
+    /// `{"variant":`, the opening of an enum variant that carries data.
+    fn variant(self, variant: &'static str) -> Serializer<'a, 'v> {
+        self.out.put(b"{");
+        self.out.put_member(true, variant);
+        self
+    }
+}
+
+impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Compound<'a, 'v>;
+    type SerializeTuple = Compound<'a, 'v>;
+    type SerializeTupleStruct = Compound<'a, 'v>;
+    type SerializeTupleVariant = Compound<'a, 'v>;
+    type SerializeMap = Compound<'a, 'v>;
+    type SerializeStruct = Compound<'a, 'v>;
+    type SerializeStructVariant = Compound<'a, 'v>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        Ok(CompactFormatter.write_bool(self.out, v)?)
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        Ok(CompactFormatter.write_i8(self.out, v)?)
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        Ok(CompactFormatter.write_i16(self.out, v)?)
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        Ok(CompactFormatter.write_i32(self.out, v)?)
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        Ok(CompactFormatter.write_i64(self.out, v)?)
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+        Ok(CompactFormatter.write_i128(self.out, v)?)
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        Ok(CompactFormatter.write_u8(self.out, v)?)
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        Ok(CompactFormatter.write_u16(self.out, v)?)
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        Ok(CompactFormatter.write_u32(self.out, v)?)
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        Ok(CompactFormatter.write_u64(self.out, v)?)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Error> {
+        Ok(CompactFormatter.write_u128(self.out, v)?)
+    }
+
+    /// NaN and the infinities are `null`, as serde_json writes them.
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        if !v.is_finite() {
+            return self.serialize_unit();
+        }
+        Ok(CompactFormatter.write_f32(self.out, v)?)
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        if !v.is_finite() {
+            return self.serialize_unit();
+        }
+        Ok(CompactFormatter.write_f64(self.out, v)?)
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.out.put_str(v);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        Ok(CompactFormatter.write_byte_array(self.out, v)?)
+    }
+
+    fn serialize_none(self) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        Ok(CompactFormatter.write_null(self.out)?)
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let ser = self.variant(variant);
+        value.serialize(Serializer { out: &mut *ser.out })?;
+        ser.out.put(b"}");
+        Ok(())
+    }
+
+    #[inline]
+    fn serialize_seq(self, len: Option<usize>) -> Result<Compound<'a, 'v>, Error> {
+        Ok(Compound::open(self.out, b'[', b']', len))
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Compound<'a, 'v>, Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'v>, Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'v>, Error> {
+        self.variant(variant).serialize_seq(Some(len))
+    }
+
+    #[inline]
+    fn serialize_map(self, len: Option<usize>) -> Result<Compound<'a, 'v>, Error> {
+        Ok(Compound::open(self.out, b'{', b'}', len))
+    }
+
+    fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'v>, Error> {
+        self.serialize_map(Some(len))
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Compound<'a, 'v>, Error> {
+        self.variant(variant).serialize_map(Some(len))
+    }
+
+    fn collect_str<T: ?Sized + Display>(self, value: &T) -> Result<(), Error> {
+        self.out.put_display(value)
+    }
+}
+
+impl ser::SerializeSeq for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b']');
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b']');
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b']');
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        self.element(value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b']');
+        self.out.put(b"}");
+        Ok(())
+    }
+}
+
+impl ser::SerializeMap for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, key: &T) -> Result<(), Error> {
+        if self.state != State::First {
+            self.out.put(b",");
+        }
+        self.state = State::Rest;
+        key.serialize(MapKey { out: self.out })
+    }
+
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Result<(), Error> {
+        self.out.put(b":");
+        value.serialize(Serializer { out: self.out })
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b'}');
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    /// Inlined into the `Serialize` implementations: there is one call for each member of each
+    /// connection, and the call cost more than writing the name.
+    #[inline(always)]
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.field(name, value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b'}');
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for Compound<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.field(name, value)
+    }
+
+    fn end(mut self) -> Result<(), Error> {
+        self.close(b'}');
+        self.out.put(b"}");
+        Ok(())
+    }
+}
+
+/// A map key: JSON keys are strings, so numbers and booleans are written between quotes, and
+/// anything else is an error (serde_json's rules).
+struct MapKey<'a, 'v> {
+    out: &'a mut Out<'v>,
+}
+
+impl MapKey<'_, '_> {
+    /// `"`, what `write` writes, `"`.
+    fn quoted(self, write: impl FnOnce(&mut Out<'_>) -> io::Result<()>) -> Result<(), Error> {
+        self.out.put(b"\"");
+        write(self.out)?;
+        self.out.put(b"\"");
+        Ok(())
+    }
+}
+
+impl ser::Serializer for MapKey<'_, '_> {
+    type Ok = ();
+    type Error = Error;
+    type SerializeSeq = Impossible<(), Error>;
+    type SerializeTuple = Impossible<(), Error>;
+    type SerializeTupleStruct = Impossible<(), Error>;
+    type SerializeTupleVariant = Impossible<(), Error>;
+    type SerializeMap = Impossible<(), Error>;
+    type SerializeStruct = Impossible<(), Error>;
+    type SerializeStructVariant = Impossible<(), Error>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_bool(out, v))
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_i8(out, v))
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_i16(out, v))
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_i32(out, v))
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_i64(out, v))
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_i128(out, v))
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_u8(out, v))
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_u16(out, v))
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_u32(out, v))
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_u64(out, v))
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Error> {
+        self.quoted(|out| CompactFormatter.write_u128(out, v))
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        if !v.is_finite() {
+            return Err(float_key_must_be_finite());
+        }
+        self.quoted(|out| CompactFormatter.write_f32(out, v))
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        if !v.is_finite() {
+            return Err(float_key_must_be_finite());
+        }
+        self.quoted(|out| CompactFormatter.write_f64(out, v))
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.serialize_str(v.encode_utf8(&mut [0; 4]))
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.out.put_str(v);
+        Ok(())
+    }
+
+    fn serialize_bytes(self, _v: &[u8]) -> Result<(), Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_none(self) -> Result<(), Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_some<T: ?Sized + Serialize>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.serialize_str(variant)
+    }
+
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<(), Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleStruct, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeTupleVariant, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStruct, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn serialize_struct_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _len: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        Err(key_must_be_a_string())
+    }
+
+    fn collect_str<T: ?Sized + Display>(self, value: &T) -> Result<(), Error> {
+        self.out.put_display(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+    use std::fmt::Debug;
+
+    /// `value` as serde_json writes it (the oracle) and as this writer does.
+    fn same<T: ?Sized + Serialize + Debug>(value: &T) {
+        let want = serde_json::to_vec(value).expect("serde_json serialises it");
+        let got = to_vec(value).expect("serialises");
+        assert!(
+            got == want,
+            "{value:?}:\n  got  {}\n  want {}",
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want)
+        );
+    }
+
+    /// Both refuse `value`.
+    fn both_refuse<T: ?Sized + Serialize + Debug>(value: &T) {
+        assert!(serde_json::to_vec(value).is_err(), "{value:?}: serde_json");
+        assert!(to_vec(value).is_err(), "{value:?}");
+    }
+
+    #[test]
+    fn every_ascii_byte_alone_and_at_every_place_of_short_and_long_strings() {
+        let all: String = (0u8..0x80).map(char::from).collect();
+        same(&all);
+        for b in 0u8..0x80 {
+            same(&char::from(b));
+            same(&char::from(b).to_string());
+            // Every length around the eight-byte words and the four-byte halves, and every place.
+            for len in 1..=26 {
+                for at in 0..len {
+                    let mut s: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+                    s[at] = b;
+                    same(&String::from_utf8(s).expect("ASCII"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quotes_backslashes_controls_and_multibyte_text() {
+        for s in [
+            "",
+            "\"",
+            "\\",
+            "\"\"\\\\",
+            "a\"b\\c",
+            "\\u0041",
+            "/slashes/are/not/escaped",
+            "\u{7f}",
+            "\u{7f}\u{80}\u{9f}",
+            "line\nfeed\r\n\ttab\u{8}\u{c}\0",
+            "é",
+            "日本語のテキスト",
+            "🦀 crab \"quoted\" 🦀",
+            "\u{2028}\u{2029}",
+            "\u{feff}\u{fffd}\u{10ffff}",
+            "mixed \u{1} é \u{1f} 日 \\ \" \u{7f} end",
+            "192.168.30.140:50078",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            same(s);
+            same(&s.repeat(9));
+        }
+        for c in ['"', '\\', '\n', '\u{1}', '\u{7f}', 'é', '日', '🦀'] {
+            same(&c);
+        }
+    }
+
+    #[test]
+    fn the_word_check_agrees_with_the_table_on_every_byte_at_every_place() {
+        for len in 0..=20 {
+            for at in 0..len.max(1) {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'x'; len];
+                    if len > 0 {
+                        s[at] = b;
+                    }
+                    let want = s.iter().all(|&b| ESCAPE[b as usize] == 0);
+                    assert_eq!(plain(&s), want, "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn floats() {
+        for x in [
+            0.0,
+            -0.0,
+            0.1,
+            0.2 + 0.1,
+            1.0,
+            -3.0,
+            42.0,
+            1e15,
+            1e16,
+            1e17,
+            1e21,
+            1e22,
+            1e300,
+            -1e300,
+            5e-324,
+            1e-7,
+            0.001,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            f64::EPSILON,
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            9007199254740993.0,
+            1672178578.196826,
+            1672178578.0,
+            1672178578.000001,
+            123.456,
+            (0.5f64 * 1000.0).round() / 1000.0,
+        ] {
+            same(&x);
+            same(&Some(x));
+            same(&[x, x]);
+        }
+        for x in [
+            0.0f32,
+            -0.0,
+            0.1,
+            1.0,
+            16777217.0,
+            1e38,
+            f32::MIN_POSITIVE,
+            1e-45,
+            f32::MAX,
+            f32::MIN,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ] {
+            same(&x);
+        }
+    }
+
+    #[test]
+    fn integers_at_their_extremes() {
+        same(&[i8::MIN, i8::MAX, 0, -1]);
+        same(&[i16::MIN, i16::MAX]);
+        same(&[i32::MIN, i32::MAX]);
+        same(&[i64::MIN, i64::MAX, 0, -1, 10, -10]);
+        same(&[i128::MIN, i128::MAX, 0]);
+        same(&[u8::MAX, 0]);
+        same(&[u16::MAX]);
+        same(&[u32::MAX]);
+        same(&[u64::MAX, 0, 9, 10, 99, 100]);
+        same(&[u128::MAX, 0]);
+        same(&[usize::MAX]);
+        same(&true);
+        same(&false);
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Unit;
+
+    #[derive(Debug, Serialize)]
+    struct Newtype(u32);
+
+    #[derive(Debug, Serialize)]
+    struct Pair(i8, &'static str);
+
+    #[derive(Debug, Serialize)]
+    struct NoFields {}
+
+    #[derive(Debug, Serialize)]
+    enum Shapes {
+        Unit,
+        Newtype(f64),
+        NewtypeOfStruct(Pair),
+        Tuple(u8, Option<bool>),
+        EmptyTuple(),
+        Struct {
+            a: u32,
+            #[serde(rename = "quote\"d")]
+            b: Vec<u8>,
+        },
+        EmptyStruct {},
+        #[serde(rename = "ren\\amed\n")]
+        Renamed,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct Members {
+        id: usize,
+        name: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        maybe: Option<f64>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        flag: bool,
+        #[serde(rename = "odd \"member\"\t")]
+        odd: (),
+        params: Vec<(u16, u32)>,
+        nested: Option<Box<Members>>,
+        shape: Shapes,
+    }
+
+    #[derive(Debug, Serialize)]
+    struct OnlySkipped {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        a: Option<u8>,
+    }
+
+    #[test]
+    fn options_units_structs_and_enums_of_every_shape() {
+        same(&());
+        same(&Unit);
+        same(&Newtype(7));
+        same(&Pair(-1, "x"));
+        same(&NoFields {});
+        same(&OnlySkipped { a: None });
+        same(&OnlySkipped { a: Some(1) });
+        same(&None::<u8>);
+        same(&Some(Some(3)));
+        same(&Some(None::<u8>));
+        let shapes = [
+            Shapes::Unit,
+            Shapes::Newtype(0.5),
+            Shapes::NewtypeOfStruct(Pair(2, "two")),
+            Shapes::Tuple(1, None),
+            Shapes::Tuple(1, Some(true)),
+            Shapes::EmptyTuple(),
+            Shapes::Struct {
+                a: 1,
+                b: vec![1, 2],
+            },
+            Shapes::EmptyStruct {},
+            Shapes::Renamed,
+        ];
+        for s in &shapes {
+            same(s);
+        }
+        same(&shapes);
+        for (i, shape) in shapes.into_iter().enumerate() {
+            let inner = Members {
+                id: i,
+                name: "inner",
+                maybe: None,
+                flag: false,
+                odd: (),
+                params: vec![],
+                nested: None,
+                shape: Shapes::Unit,
+            };
+            same(&Members {
+                id: usize::MAX - i,
+                name: "a \"name\"",
+                maybe: Some(i as f64 / 3.0),
+                flag: i % 2 == 0,
+                odd: (),
+                params: vec![(3, 256), (4, 65536), (u16::MAX, u32::MAX)],
+                nested: Some(Box::new(inner)),
+                shape,
+            });
+        }
+    }
+
+    #[test]
+    fn empty_and_nested_sequences_and_maps() {
+        same(&Vec::<u8>::new());
+        same(&Vec::<Vec<u8>>::from([vec![], vec![1], vec![]]));
+        same(&BTreeMap::<String, u8>::new());
+        same(&(1, "two", 3.0, [4u8; 0], ((),)));
+        let mut inner = BTreeMap::new();
+        inner.insert("client".to_string(), 1u64);
+        inner.insert("ser\"ver".to_string(), 2);
+        let mut outer = BTreeMap::new();
+        outer.insert("CONTINUATION", inner.clone());
+        outer.insert("DATA", BTreeMap::new());
+        outer.insert("", inner);
+        same(&outer);
+        // Lengths unknown in advance: an iterator whose size is not exact.
+        same(&Iter((0..5).filter(|n| n % 2 == 0)));
+        same(&Iter((0..5).filter(|_| false)));
+    }
+
+    /// Serialises an iterator of unknown length (`serialize_seq(None)`).
+    #[derive(Debug)]
+    struct Iter<I>(I);
+
+    impl<I: Iterator<Item = u8> + Clone> Serialize for Iter<I> {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn map_keys_of_every_kind_serde_json_takes() {
+        same(&BTreeMap::from([(-1i8, 'a'), (i8::MAX, 'b')]));
+        same(&BTreeMap::from([(i64::MIN, 1), (0, 2)]));
+        same(&BTreeMap::from([(u64::MAX, 1), (0, 2)]));
+        same(&BTreeMap::from([(i128::MIN, 1)]));
+        same(&BTreeMap::from([(u128::MAX, 1)]));
+        same(&BTreeMap::from([(false, 1), (true, 2)]));
+        same(&BTreeMap::from([('"', 1), ('\n', 2), ('日', 3)]));
+        same(&BTreeMap::from([(Newtype(5), 1)]));
+        same(&BTreeMap::from([(Some("k"), 1)]));
+        same(&BTreeMap::from([(Key::A, 1), (Key::B, 2)]));
+        same(&Entries(vec![(0.5, 1), (-0.0, 2), (1e300, 3)]));
+        same(&Entries(vec![(0.5f32, 1)]));
+    }
+
+    #[test]
+    fn map_keys_json_cannot_have_are_errors_in_both() {
+        both_refuse(&BTreeMap::from([(vec![1u8], 1)]));
+        both_refuse(&BTreeMap::from([(None::<&str>, 1)]));
+        both_refuse(&BTreeMap::from([((), 1)]));
+        both_refuse(&BTreeMap::from([(Unit, 1)]));
+        both_refuse(&BTreeMap::from([((1, 2), 1)]));
+        both_refuse(&Entries(vec![(f64::NAN, 1)]));
+        both_refuse(&Entries(vec![(f32::INFINITY, 1)]));
+        both_refuse(&Entries(vec![(Shapes::Newtype(1.0), 1)]));
+        both_refuse(&Entries(vec![(BTreeMap::from([("a", 1)]), 1)]));
+    }
+
+    #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+    enum Key {
+        A,
+        #[serde(rename = "b\"")]
+        B,
+    }
+
+    impl PartialEq for Unit {
+        fn eq(&self, _: &Unit) -> bool {
+            true
+        }
+    }
+    impl Eq for Unit {}
+    impl PartialOrd for Unit {
+        fn partial_cmp(&self, other: &Unit) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Unit {
+        fn cmp(&self, _: &Unit) -> std::cmp::Ordering {
+            std::cmp::Ordering::Equal
+        }
+    }
+    impl PartialEq for Newtype {
+        fn eq(&self, other: &Newtype) -> bool {
+            self.0 == other.0
+        }
+    }
+    impl Eq for Newtype {}
+    impl PartialOrd for Newtype {
+        fn partial_cmp(&self, other: &Newtype) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Newtype {
+        fn cmp(&self, other: &Newtype) -> std::cmp::Ordering {
+            self.0.cmp(&other.0)
+        }
+    }
+
+    /// A map from keys that are not `Ord` (floats, enums with data).
+    #[derive(Debug)]
+    struct Entries<K>(Vec<(K, u8)>);
+
+    impl<K: Serialize> Serialize for Entries<K> {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        }
+    }
+
+    /// Bytes and displayed text: shapes the report model does not use, but serde's data model has.
+    #[derive(Debug)]
+    struct Special;
+
+    struct Pieces;
+
+    impl Display for Pieces {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a\"b")?;
+            writeln!(f, "\\{}", 7)?;
+            write!(f, "日\u{1}")
+        }
+    }
+
+    impl Serialize for Special {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use ser::SerializeMap;
+            let mut map = s.serialize_map(Some(3))?;
+            map.serialize_entry("bytes", &Bytes(&[0, 1, 255]))?;
+            map.serialize_entry("none", &Bytes(&[]))?;
+            map.serialize_entry(&Shown, &Shown)?;
+            map.end()
+        }
+    }
+
+    struct Bytes(&'static [u8]);
+
+    impl Serialize for Bytes {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    struct Shown;
+
+    impl Serialize for Shown {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&Pieces)
+        }
+    }
+
+    #[test]
+    fn bytes_and_displayed_text() {
+        same(&Special);
+        assert_eq!(
+            to_vec(&Shown).unwrap(),
+            serde_json::to_vec(&Pieces.to_string()).unwrap()
+        );
+    }
+
+    #[test]
+    fn appends_and_writes() {
+        let mut out = b"{\"id\":0,".to_vec();
+        to_vec_into(&mut out, &"x").unwrap();
+        assert_eq!(out, b"{\"id\":0,\"x\"");
+        let mut w = Vec::new();
+        to_writer(&mut w, &Shapes::Tuple(1, None)).unwrap();
+        assert_eq!(w, br#"{"Tuple":[1,null]}"#);
+    }
+}
