@@ -168,6 +168,22 @@ pub struct Judged {
     path: PathFacts,
 }
 
+impl Judged {
+    /// Whether the path rules leave its verdict as it is: all but server FINs, which are judged
+    /// against the rest of their path.
+    pub fn verdict_final(&self) -> bool {
+        self.pending == connection::Pending::None
+    }
+
+    /// Lets go of the evidence of a final verdict (written out already) that the path rules do
+    /// not quote in findings ([`path::QUOTED`]): most connections keep a few dozen bytes.
+    pub fn forget_unread_evidence(&mut self) {
+        if self.verdict_final() && !path::QUOTED.contains(&self.verdict.cause) {
+            self.verdict.evidence = Vec::new();
+        }
+    }
+}
+
 /// Judges one connection alone (everything but the path rules).
 pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
     let f = Facts::new(tl);

@@ -77,6 +77,15 @@ fn settle_from(verdicts: &mut [Verdict], cols: &Columns<'_>, parallel_from: usiz
     findings
 }
 
+/// Causes whose verdict evidence findings quote (`other_findings`); the rules read no other
+/// connection's evidence, except that of server FINs they settle ([`Pending::ServerFin`]).
+pub(super) const QUOTED: [Cause; 4] = [
+    Cause::TooManyPings,
+    Cause::MaxAgeGoaway,
+    Cause::PeerAbort,
+    Cause::IdleClose,
+];
+
 /// Settling on a second thread pays from this many connections on.
 const PARALLEL_FROM: usize = 4096;
 
@@ -730,46 +739,84 @@ mod tests {
         judged
     }
 
+    /// The path rules over `judged`, on two threads from `parallel_from` connections on.
+    fn settle_judged(
+        judged: &[Judged],
+        cat: &Catalogue,
+        parallel_from: usize,
+    ) -> (Vec<Verdict>, Vec<Finding>) {
+        let mut verdicts: Vec<Verdict> = judged.iter().map(|j| j.verdict.clone()).collect();
+        let facts: Vec<PathFacts> = judged.iter().map(|j| j.path.clone()).collect();
+        let pending: Vec<Pending> = judged.iter().map(|j| j.pending).collect();
+        let keepalive: Vec<Keepalive> = judged.iter().map(|j| j.keepalive.clone()).collect();
+        let implementations: Vec<[Option<String>; 2]> =
+            judged.iter().map(|j| j.implementations.clone()).collect();
+        let cols = Columns {
+            facts: &facts,
+            pending: &pending,
+            keepalive: &keepalive,
+            implementations: &implementations,
+            cat,
+        };
+        let findings = settle_from(&mut verdicts, &cols, parallel_from);
+        (verdicts, findings)
+    }
+
     /// Paths settled on two threads give the verdicts and findings of one thread.
     #[test]
     fn two_threads_settle_as_one() {
         let cat = Catalogue::builtin();
-        let settle = |parallel_from| {
-            let judged = judged(&cat);
-            let mut verdicts: Vec<Verdict> = judged.iter().map(|j| j.verdict.clone()).collect();
-            let facts: Vec<PathFacts> = judged.iter().map(|j| j.path.clone()).collect();
-            let pending: Vec<Pending> = judged.iter().map(|j| j.pending).collect();
-            let keepalive: Vec<Keepalive> = judged.iter().map(|j| j.keepalive.clone()).collect();
-            let implementations: Vec<[Option<String>; 2]> =
-                judged.iter().map(|j| j.implementations.clone()).collect();
-            let cols = Columns {
-                facts: &facts,
-                pending: &pending,
-                keepalive: &keepalive,
-                implementations: &implementations,
-                cat: &cat,
-            };
-            let servers: std::collections::BTreeSet<_> = facts.iter().map(|f| f.server).collect();
-            assert!(
-                servers.len() > 10,
-                "too few paths to split: {}",
-                servers.len()
-            );
-            let findings = settle_from(&mut verdicts, &cols, parallel_from);
-            (verdicts, findings)
-        };
-        let (one_v, one_f) = settle(usize::MAX);
-        let (two_v, two_f) = settle(0);
-        assert!(!one_f.is_empty());
+        let judged = judged(&cat);
+        let servers: std::collections::BTreeSet<_> = judged.iter().map(|j| j.path.server).collect();
         assert!(
-            one_v
-                != judged(&cat)
-                    .into_iter()
-                    .map(|j| j.verdict)
-                    .collect::<Vec<_>>(),
-            "the path rules changed no verdict"
+            servers.len() > 10,
+            "too few paths to split: {}",
+            servers.len()
         );
+        let (one_v, one_f) = settle_judged(&judged, &cat, usize::MAX);
+        let (two_v, two_f) = settle_judged(&judged, &cat, 0);
+        assert!(!one_f.is_empty());
+        let unsettled: Vec<Verdict> = judged.into_iter().map(|j| j.verdict).collect();
+        assert!(one_v != unsettled, "the path rules changed no verdict");
         assert_eq!(one_v, two_v);
         assert_eq!(one_f, two_f);
+    }
+
+    /// The evidence let go once a final verdict is written out is never what the rules quote or
+    /// change: the same findings and verdicts, but for that evidence.
+    #[test]
+    fn forgotten_evidence_is_never_read() {
+        let cat = Catalogue::builtin();
+        let judged = judged(&cat);
+        let (full_v, full_f) = settle_judged(&judged, &cat, usize::MAX);
+        let mut forgetful = judged;
+        for j in &mut forgetful {
+            j.forget_unread_evidence();
+        }
+        let (kept_v, kept_f) = settle_judged(&forgetful, &cat, usize::MAX);
+        assert_eq!(full_f, kept_f);
+        let mut forgotten = 0;
+        for (full, kept) in full_v.iter().zip(&kept_v) {
+            if kept.evidence.is_empty() && !full.evidence.is_empty() {
+                forgotten += 1;
+                assert_eq!(
+                    Verdict {
+                        evidence: Vec::new(),
+                        ..full.clone()
+                    },
+                    *kept
+                );
+            } else {
+                assert_eq!(full, kept);
+            }
+        }
+        assert!(forgotten > 0, "no evidence let go");
+        // Every quoted cause is in the captures, so that a rule quoting it is tested here.
+        for cause in QUOTED {
+            assert!(
+                full_v.iter().any(|v| v.cause == cause),
+                "no {cause:?} in the captures"
+            );
+        }
     }
 }

@@ -26,7 +26,8 @@ pub enum Keep {
 }
 
 enum Body {
-    /// The members between `"id"` and `"verdict"`, in the store's text.
+    /// The members after `"id"`, in the store's text: up to `"verdict"`, or to the end when the
+    /// verdict was final already ([`TextRef::whole`]).
     Json(TextRef),
     Model(Box<Connection>),
 }
@@ -37,6 +38,8 @@ struct TextRef {
     block: u32,
     start: u32,
     end: u32,
+    /// The text holds the verdict and the closing brace.
+    whole: bool,
 }
 
 /// Size of the JSON text written (or compressed) at once.
@@ -138,8 +141,9 @@ impl<'a> Store<'a> {
         }
     }
 
-    /// Keeps `conn` as its JSON text, but for `id` and `verdict`, which change at the end.
-    fn keep_text(&mut self, conn: &Connection) -> TextRef {
+    /// Keeps `conn` as its JSON text, but for `id`, known at the end, and for `verdict` unless
+    /// `whole` (the path rules will not change it).
+    fn keep_text(&mut self, conn: &Connection, whole: bool) -> TextRef {
         let text = &mut self.text.open;
         let start = text.len();
         // Serialising plain structs of strings and numbers into memory cannot fail.
@@ -147,10 +151,12 @@ impl<'a> Store<'a> {
         let written = &text[start..];
         // `id` is the first member and `verdict` the last (see `Connection`); a string member
         // cannot hold `,"verdict":` unescaped.
-        let body_end = written
-            .windows(VERDICT.len())
-            .rposition(|w| w == VERDICT)
-            .filter(|_| written.starts_with(ID_ZERO));
+        let body_end = if whole {
+            Some(written.len())
+        } else {
+            written.windows(VERDICT.len()).rposition(|w| w == VERDICT)
+        }
+        .filter(|_| written.starts_with(ID_ZERO));
         let range = match body_end {
             Some(end) => {
                 text.truncate(start + end);
@@ -165,6 +171,7 @@ impl<'a> Store<'a> {
             block: self.text.sealed.len() as u32,
             start: range.start as u32,
             end: range.end as u32,
+            whole: whole && body_end.is_some(),
         };
         if text.len() >= BLOCK {
             self.text.seal();
@@ -176,7 +183,7 @@ impl<'a> Store<'a> {
 impl Sink for Store<'_> {
     fn ended(&mut self, order: u64, tl: Timeline) {
         let mut judged = diagnose::judge(&tl, self.cat);
-        let conn = model::connection(
+        let mut conn = model::connection(
             &tl,
             judged.keepalive.clone(),
             judged.implementations.clone(),
@@ -184,7 +191,19 @@ impl Sink for Store<'_> {
         );
         drop(tl);
         let body = match self.keep {
-            Keep::Json => Body::Json(self.keep_text(&conn)),
+            Keep::Json => {
+                // A verdict the path rules will not change is written now, on this thread, and
+                // what of it they do not read is let go.
+                let whole = judged.verdict_final();
+                if whole {
+                    conn.verdict = model::verdict(&judged.verdict);
+                }
+                let text = self.keep_text(&conn, whole);
+                if text.whole {
+                    judged.forget_unread_evidence();
+                }
+                Body::Json(text)
+            }
             Keep::Model => Body::Model(Box::new(conn)),
         };
         self.entries.push(Entry {
@@ -408,10 +427,12 @@ impl Settled {
                         }
                     }
                 }
-                scratch.extend_from_slice(VERDICT);
-                json::to_vec_into(&mut scratch, &model::verdict(v))?;
-                scratch.push(b'}');
-                out.write_all(&scratch)?;
+                if !r.whole {
+                    scratch.extend_from_slice(VERDICT);
+                    json::to_vec_into(&mut scratch, &model::verdict(v))?;
+                    scratch.push(b'}');
+                    out.write_all(&scratch)?;
+                }
             }
         }
         super::json_tail(&self.findings, out)
