@@ -9,7 +9,7 @@ use super::keepalive::Keepalive;
 use super::recommend;
 use super::{Actor, Cause, Finding, Match, Severity, Verdict};
 use crate::timeline::Idle;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::{Index, IndexMut};
 
@@ -41,11 +41,14 @@ pub fn settle(
 /// [`settle`], on two threads from `parallel_from` connections on.
 fn settle_from(verdicts: &mut [Verdict], cols: &Columns<'_>, parallel_from: usize) -> Vec<Finding> {
     let facts = cols.facts;
-    let mut paths: BTreeMap<SocketAddr, Vec<usize>> = BTreeMap::new();
+    // Grouped by hashing, then the paths put in the order of their servers.
+    let mut paths: HashMap<SocketAddr, Vec<usize>, foldhash::fast::RandomState> =
+        HashMap::default();
     for (i, f) in facts.iter().enumerate() {
         paths.entry(f.server).or_default().push(i);
     }
-    let paths: Vec<(SocketAddr, Vec<usize>)> = paths.into_iter().collect();
+    let mut paths: Vec<(SocketAddr, Vec<usize>)> = paths.into_iter().collect();
+    paths.sort_unstable_by_key(|(server, _)| *server);
     // Paths share nothing: with many connections, the later paths (about half the connections)
     // are settled on a second thread, on their verdicts moved out.
     let half = facts.len() / 2;
