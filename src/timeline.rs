@@ -6,6 +6,7 @@ use crate::capture::Ts;
 use crate::tcp::Dir;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -362,20 +363,19 @@ impl Timeline {
     /// The stream with this id, created when new. `None` once the limit on
     /// remembered streams is reached.
     pub fn stream(&mut self, id: u32) -> Option<&mut Stream> {
-        if !self.streams.contains_key(&id) {
-            if self.streams.len() >= MAX_STREAMS {
+        // One search of the map, whether the stream is new or not.
+        let full = self.streams.len() >= MAX_STREAMS;
+        match self.streams.entry(id) {
+            Entry::Occupied(e) => Some(&mut **e.into_mut()),
+            Entry::Vacant(_) if full => {
                 self.streams_dropped += 1;
-                return None;
+                None
             }
-            self.streams.insert(
+            Entry::Vacant(e) => Some(&mut **e.insert(Box::new(Stream {
                 id,
-                Box::new(Stream {
-                    id,
-                    ..Stream::default()
-                }),
-            );
+                ..Stream::default()
+            }))),
         }
-        self.streams.get_mut(&id).map(|s| &mut **s)
     }
 
     /// A stream became active: ends a stream-idle period.
