@@ -35,6 +35,11 @@ const ENTRY_OVERHEAD: usize = 32;
 /// Scratch buffers larger than this after a block are freed rather than kept for the next one, so an
 /// idle connection does not hold a large block's worth of memory.
 const SCRATCH_KEPT: usize = 16 * 1024;
+/// Room made for a dynamic table's octets and entries when its first entry comes (see
+/// [`Table::first_room`]), and for the kept fields' octets when the first one comes.
+const FIRST_TABLE_BYTES: usize = 256;
+const FIRST_TABLE_ENTRIES: usize = 8;
+const FIRST_FIELDS_BYTES: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HpackError {
@@ -330,6 +335,16 @@ impl Table {
         self.compact();
     }
 
+    /// Before the first entry: room for a table's usual first entries, made at once. A
+    /// connection's first block or two enter a few hundred octets in a handful of entries, and
+    /// growing the buffers by doubling from nothing cost a dozen reallocations per direction.
+    fn first_room(&mut self) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(FIRST_TABLE_BYTES);
+            self.entries.reserve(FIRST_TABLE_ENTRIES);
+        }
+    }
+
     /// Enters a field whose name is entry `name_of` of this table.
     fn insert_with_name_of(&mut self, name_of: usize, value: &[u8]) {
         let Some(&e) = self.entries.get(name_of) else {
@@ -342,6 +357,7 @@ impl Table {
     }
 
     fn insert(&mut self, name: &[u8], value: &[u8]) {
+        self.first_room();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
@@ -454,6 +470,9 @@ impl Fields {
             return;
         };
         let value = &value[..value.len().min(MAX_VALUE_KEPT)];
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(FIRST_FIELDS_BYTES);
+        }
         // A field seen twice keeps its last value; the earlier one's bytes stay unused until the next
         // block (the decoded-list limit and the block's own size bound what one block appends).
         let start = self.bytes.len();
