@@ -127,40 +127,38 @@ pub fn reps(block: &[u8]) -> Reps<'_> {
     Reps { block, pos: 0 }
 }
 
-impl Reps<'_> {
-    fn read(&self, pos: usize) -> Result<(Rep, usize), HpackError> {
-        let block = self.block;
-        let b = *block.get(pos).ok_or(HpackError::Truncated)?;
-        if b & 0x80 != 0 {
-            // §6.1 Indexed Header Field: 1xxxxxxx, 7-bit prefix.
-            let (index, end) = integer(block, pos, 7)?;
-            if index == 0 {
-                return Err(HpackError::ZeroIndex);
-            }
-            Ok((Rep::Indexed { index }, end))
-        } else if b & 0x20 != 0 && b & 0x40 == 0 {
-            // §6.3 Dynamic Table Size Update: 001xxxxx, 5-bit prefix.
-            let (size, end) = integer(block, pos, 5)?;
-            Ok((Rep::SizeUpdate { size }, end))
-        } else {
-            // §6.2.1 with incremental indexing 01xxxxxx (6-bit prefix); §6.2.2 without indexing
-            // 0000xxxx and §6.2.3 never indexed 0001xxxx (4-bit prefix).
-            let indexing = b & 0x40 != 0;
-            let (name_index, next) = integer(block, pos, if indexing { 6 } else { 4 })?;
-            let (name, next) = if name_index == 0 {
-                let (s, next) = string(block, next)?;
-                (Name::Literal(s), next)
-            } else {
-                (Name::Indexed(name_index), next)
-            };
-            let (value, end) = string(block, next)?;
-            let rep = Rep::Literal {
-                indexing,
-                name,
-                value,
-            };
-            Ok((rep, end))
+/// Reads the representation at `pos`: it, and where the next one begins.
+fn read(block: &[u8], pos: usize) -> Result<(Rep, usize), HpackError> {
+    let b = *block.get(pos).ok_or(HpackError::Truncated)?;
+    if b & 0x80 != 0 {
+        // §6.1 Indexed Header Field: 1xxxxxxx, 7-bit prefix.
+        let (index, end) = integer(block, pos, 7)?;
+        if index == 0 {
+            return Err(HpackError::ZeroIndex);
         }
+        Ok((Rep::Indexed { index }, end))
+    } else if b & 0x20 != 0 && b & 0x40 == 0 {
+        // §6.3 Dynamic Table Size Update: 001xxxxx, 5-bit prefix.
+        let (size, end) = integer(block, pos, 5)?;
+        Ok((Rep::SizeUpdate { size }, end))
+    } else {
+        // §6.2.1 with incremental indexing 01xxxxxx (6-bit prefix); §6.2.2 without indexing
+        // 0000xxxx and §6.2.3 never indexed 0001xxxx (4-bit prefix).
+        let indexing = b & 0x40 != 0;
+        let (name_index, next) = integer(block, pos, if indexing { 6 } else { 4 })?;
+        let (name, next) = if name_index == 0 {
+            let (s, next) = string(block, next)?;
+            (Name::Literal(s), next)
+        } else {
+            (Name::Indexed(name_index), next)
+        };
+        let (value, end) = string(block, next)?;
+        let rep = Rep::Literal {
+            indexing,
+            name,
+            value,
+        };
+        Ok((rep, end))
     }
 }
 
@@ -172,7 +170,7 @@ impl Iterator for Reps<'_> {
             return None;
         }
         let start = self.pos;
-        match self.read(start) {
+        match read(self.block, start) {
             Ok((rep, end)) => {
                 self.pos = end;
                 Some(Ok((rep, start..end)))
@@ -289,12 +287,14 @@ const STATIC: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
-/// Where a dynamic table entry's octets lie in [`Table::bytes`].
+/// Where a dynamic table entry's octets lie in [`Table::bytes`], and the kept field its name is, if
+/// any (found once, when it is entered).
 #[derive(Clone, Copy, Serialize, Deserialize)]
 struct Entry {
     start: usize,
     name_len: usize,
     value_len: usize,
+    field: Option<Field>,
 }
 
 /// The dynamic table (§2.3.2, §4). Entries' names and values are stored one after the other in one
@@ -320,12 +320,18 @@ impl Table {
         }
     }
 
+    #[cfg(test)]
     fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.get_field(i).map(|(name, value, _)| (name, value))
+    }
+
+    /// Entry `i` with the kept field its name is.
+    fn get_field(&self, i: usize) -> Option<(&[u8], &[u8], Option<Field>)> {
         let e = self.entries.get(i)?;
         let name_end = e.start + e.name_len;
         let name = self.bytes.get(e.start..name_end)?;
         let value = self.bytes.get(name_end..name_end + e.value_len)?;
-        Some((name, value))
+        Some((name, value, e.field))
     }
 
     /// §4.3: a size update evicts entries until the table fits.
@@ -353,19 +359,20 @@ impl Table {
         let start = self.bytes.len();
         self.bytes.extend_from_within(e.start..e.start + e.name_len);
         self.bytes.extend_from_slice(value);
-        self.push(start, e.name_len, value.len());
+        self.push(start, e.name_len, value.len(), e.field);
     }
 
-    fn insert(&mut self, name: &[u8], value: &[u8]) {
+    /// Enters a field, whose name is kept field `field` (if any).
+    fn insert(&mut self, name: &[u8], value: &[u8], field: Option<Field>) {
         self.first_room();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
-        self.push(start, name.len(), value.len());
+        self.push(start, name.len(), value.len(), field);
     }
 
     /// Enters the field whose octets were just appended at `start` (§4.4).
-    fn push(&mut self, start: usize, name_len: usize, value_len: usize) {
+    fn push(&mut self, start: usize, name_len: usize, value_len: usize, field: Option<Field>) {
         let entry_size = name_len + value_len + ENTRY_OVERHEAD;
         // §4.4: "an attempt to add an entry larger than the maximum size causes the table to be
         // emptied of all existing entries and results in an empty table."
@@ -382,6 +389,7 @@ impl Table {
             start,
             name_len,
             value_len,
+            field,
         });
         self.size += entry_size;
         self.compact();
@@ -418,7 +426,7 @@ impl Table {
 }
 
 /// A header field h2keepalive keeps for the timeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Field {
     Method,
     Path,
@@ -428,6 +436,24 @@ pub enum Field {
     GrpcStatus,
     GrpcMessage,
 }
+
+/// The kept field each static table entry names ([`Field::of`] its name; a test checks it), so that
+/// fields named by index are told apart without comparing names.
+const STATIC_FIELDS: [Option<Field>; 61] = {
+    let mut fields = [None; 61];
+    fields[0] = Some(Field::Authority);
+    fields[1] = Some(Field::Method);
+    fields[2] = Some(Field::Method);
+    fields[3] = Some(Field::Path);
+    fields[4] = Some(Field::Path);
+    let mut i = 7;
+    while i <= 13 {
+        fields[i] = Some(Field::Status);
+        i += 1;
+    }
+    fields[30] = Some(Field::ContentType);
+    fields
+};
 
 impl Field {
     fn of(name: &[u8]) -> Option<Field> {
@@ -465,10 +491,7 @@ impl Fields {
         }
     }
 
-    fn set(&mut self, name: &[u8], value: &[u8]) {
-        let Some(field) = Field::of(name) else {
-            return;
-        };
+    fn set(&mut self, field: Field, value: &[u8]) {
         let value = &value[..value.len().min(MAX_VALUE_KEPT)];
         if self.bytes.capacity() == 0 {
             self.bytes.reserve(FIRST_FIELDS_BYTES);
@@ -509,7 +532,7 @@ pub struct BlockDecoder {
 /// A literal's name: octets outside the dynamic table, or an entry of it (copied by the table itself
 /// when the literal is entered, since entering may evict it).
 enum NameRef<'a> {
-    Bytes(&'a [u8]),
+    Bytes(&'a [u8], Option<Field>),
     Entry(usize),
 }
 
@@ -548,13 +571,27 @@ impl BlockDecoder {
     pub fn decode(&mut self, block: &[u8]) -> (&Fields, Trouble) {
         let mut fields = std::mem::take(&mut self.fields);
         fields.clear();
-        let trouble = self.decode_each(block, |name, value| fields.set(name, value));
+        let trouble = self.walk(block, |field, _, value| {
+            if let Some(field) = field {
+                fields.set(field, value);
+            }
+        });
         self.fields = fields;
         (&self.fields, trouble)
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order.
     pub fn decode_each(&mut self, block: &[u8], mut on_field: impl FnMut(&[u8], &[u8])) -> Trouble {
+        self.walk(block, |_, name, value| on_field(name, value))
+    }
+
+    /// Decodes a block, handing every field decoded to `on_field` in order, with the kept field its
+    /// name is (if any).
+    fn walk(
+        &mut self,
+        block: &[u8],
+        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8]),
+    ) -> Trouble {
         let mut trouble = Trouble::default();
         if let Err(e) = check(block) {
             // Representations before the damage changed the table; we cannot tell which, so the
@@ -565,10 +602,12 @@ impl BlockDecoder {
             return trouble;
         }
         let mut decoded_bytes = 0usize;
-        for rep in reps(block) {
-            let Ok((rep, _)) = rep else {
+        let mut pos = 0;
+        while pos < block.len() {
+            let Ok((rep, end)) = read(block, pos) else {
                 break;
             };
+            pos = end;
             // Indexed fields and literals without indexing change nothing in the table: past the
             // limit they are skipped, not decoded. (A literal that reuses a large entry's name costs
             // as much as an indexed field.)
@@ -598,9 +637,9 @@ impl BlockDecoder {
                 }
                 Rep::Indexed { index } => {
                     match self.lookup(index) {
-                        Some((name, value)) => {
+                        Some((name, value, field)) => {
                             decoded_bytes += name.len() + value.len();
-                            on_field(name, value);
+                            on_field(field, name, value);
                         }
                         None => unknown_index(self.known, &mut trouble),
                     }
@@ -622,7 +661,7 @@ impl BlockDecoder {
                             // slot, so it is entered under an empty name for later indices to line
                             // up (or, unreadable, leaves the table unknown).
                             match octets(block, &value, &mut self.value_buf) {
-                                Ok(v) => self.table.insert(b"", v),
+                                Ok(v) => self.table.insert(b"", v, None),
                                 Err(_) => self.known = false,
                             }
                         }
@@ -630,7 +669,7 @@ impl BlockDecoder {
                     }
                 },
                 Name::Literal(s) => match octets(block, &s, &mut self.name_buf) {
-                    Ok(n) => NameRef::Bytes(n),
+                    Ok(n) => NameRef::Bytes(n, Field::of(n)),
                     Err(e) => {
                         huffman_failed(e, indexing, &mut self.known, &mut trouble);
                         continue;
@@ -644,15 +683,18 @@ impl BlockDecoder {
                     continue;
                 }
             };
-            let name_bytes = match name {
-                NameRef::Bytes(n) => n,
-                NameRef::Entry(i) => self.table.get(i).map_or(&[][..], |(n, _)| n),
+            let (name_bytes, field) = match name {
+                NameRef::Bytes(n, field) => (n, field),
+                NameRef::Entry(i) => self
+                    .table
+                    .get_field(i)
+                    .map_or((&[][..], None), |(n, _, field)| (n, field)),
             };
             decoded_bytes += name_bytes.len() + value.len();
-            on_field(name_bytes, value);
+            on_field(field, name_bytes, value);
             if indexing {
                 match name {
-                    NameRef::Bytes(n) => self.table.insert(n, value),
+                    NameRef::Bytes(n, field) => self.table.insert(n, value, field),
                     NameRef::Entry(i) => self.table.insert_with_name_of(i, value),
                 }
             }
@@ -667,20 +709,20 @@ impl BlockDecoder {
     }
 
     /// An entry of the static or dynamic table (§2.3.3).
-    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8])> {
+    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
         let i = (index as usize).checked_sub(1)?;
-        match STATIC.get(i) {
-            Some(&(name, value)) => Some((name, value)),
-            None => self.table.get(i - STATIC.len()),
+        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+            (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
+            _ => self.table.get_field(i - STATIC.len()),
         }
     }
 
     /// The name of table entry `index`, if the entry is known.
     fn name_ref(&self, index: u32) -> Option<NameRef<'static>> {
         let i = (index as usize).checked_sub(1)?;
-        match STATIC.get(i) {
-            Some(&(name, _)) => Some(NameRef::Bytes(name)),
-            None => {
+        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+            (Some(&(name, _)), Some(&field)) => Some(NameRef::Bytes(name, field)),
+            _ => {
                 let i = i - STATIC.len();
                 (i < self.table.entries.len()).then_some(NameRef::Entry(i))
             }
@@ -719,6 +761,13 @@ mod tests {
 
     fn text(f: &Fields, field: Field) -> Option<&str> {
         f.get(field).map(|v| std::str::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn static_entries_name_the_fields_their_names_are() {
+        for (i, &(name, _)) in STATIC.iter().enumerate() {
+            assert_eq!(STATIC_FIELDS[i], Field::of(name), "entry {}", i + 1);
+        }
     }
 
     #[test]
