@@ -93,12 +93,12 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<Request> {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "upgrade" {
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("upgrade") {
             upgrade_h2c |= value
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("h2c"));
-        } else if name == "content-length" {
+        } else if name.eq_ignore_ascii_case("content-length") {
             content_length = value.parse().unwrap_or(0);
         }
     }
