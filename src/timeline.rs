@@ -15,8 +15,10 @@ use std::sync::Arc;
 pub const MIN_LISTED_IDLE_NS: i64 = 1_000_000_000;
 /// Limit `max_events_per_connection`: notable events kept per connection; the rest are counted.
 pub const MAX_EVENTS: usize = 100_000;
-/// Room made for a connection's events when its first one comes.
-const FIRST_EVENTS: usize = 16;
+/// A connection's first room for events (Vec's own first size for them), and its room once
+/// that is full.
+const FEW_EVENTS: usize = 4;
+const MORE_EVENTS: usize = 16;
 /// Limit `max_streams_per_connection`: streams remembered per connection; the rest are counted.
 pub const MAX_STREAMS: usize = 50_000;
 /// Limit `max_idle_periods_per_connection`.
@@ -343,11 +345,11 @@ impl Timeline {
             self.events_dropped += 1;
             return;
         }
-        if self.events.capacity() == 0 {
-            // Most connections record 6 to 16 events (SYNs, SETTINGS, PINGs, FINs): room for
-            // them at once, rather than by doubling from 4. `Conn::end` gives back what is
-            // unused.
-            self.events.reserve_exact(FIRST_EVENTS);
+        if self.events.len() == FEW_EVENTS && self.events.capacity() == FEW_EVENTS {
+            // A connection with more than a few events (SYNs, SETTINGS, PINGs, FINs) mostly has
+            // up to 16: room for them at once, rather than by doubling. `Conn::end` gives back
+            // what is unused; connections with a few (a SYN flood's) keep the small list.
+            self.events.reserve_exact(MORE_EVENTS - FEW_EVENTS);
         }
         self.events.push(Event {
             ts,
