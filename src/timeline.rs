@@ -457,10 +457,14 @@ impl Timeline {
 }
 
 fn record_idle(list: &mut Vec<Idle>, max: &mut Option<Idle>, idle: Idle) {
-    if max.is_none_or(|m| idle.secs() > m.secs()) {
+    let ns = idle.end.ns_since(idle.start);
+    // Longer in seconds, as the report compares them; a period no longer in nanoseconds is not
+    // longer in seconds (the conversion keeps order), so the seconds are only worked out for the
+    // few periods that may be the new longest. This runs for nearly every packet.
+    if max.is_none_or(|m| ns > m.end.ns_since(m.start) && idle.secs() > m.secs()) {
         *max = Some(idle);
     }
-    if idle.end.ns_since(idle.start) >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
+    if ns >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
         list.push(idle);
     }
 }
