@@ -244,9 +244,9 @@ impl Conn {
         // Over: reset, or closed both ways with nothing left to reassemble; or carrying something
         // that is not parsed. Its parsing state is no longer needed.
         if let Some(live) = &self.live {
-            let fins = self.tl.sides.iter().all(|s| s.fin.is_some());
-            let drained = !live.tcp.iter().any(|t| t.has_pending());
-            if self.rst_seen || (fins && drained) || !live.wants_bytes() {
+            let fins = || self.tl.sides.iter().all(|s| s.fin.is_some());
+            let drained = || !live.tcp.iter().any(|t| t.has_pending());
+            if self.rst_seen || !live.wants_bytes() || (fins() && drained()) {
                 self.end(keys);
             }
         }

@@ -6,6 +6,7 @@ use crate::capture::Ts;
 use crate::tcp::Dir;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,10 @@ use std::sync::Arc;
 pub const MIN_LISTED_IDLE_NS: i64 = 1_000_000_000;
 /// Limit `max_events_per_connection`: notable events kept per connection; the rest are counted.
 pub const MAX_EVENTS: usize = 100_000;
+/// A connection's first room for events (Vec's own first size for them), and its room once
+/// that is full.
+const FEW_EVENTS: usize = 4;
+const MORE_EVENTS: usize = 16;
 /// Limit `max_streams_per_connection`: streams remembered per connection; the rest are counted.
 pub const MAX_STREAMS: usize = 50_000;
 /// Limit `max_idle_periods_per_connection`.
@@ -340,6 +345,12 @@ impl Timeline {
             self.events_dropped += 1;
             return;
         }
+        if self.events.len() == FEW_EVENTS && self.events.capacity() == FEW_EVENTS {
+            // A connection with more than a few events (SYNs, SETTINGS, PINGs, FINs) mostly has
+            // up to 16: room for them at once, rather than by doubling. `Conn::end` gives back
+            // what is unused; connections with a few (a SYN flood's) keep the small list.
+            self.events.reserve_exact(MORE_EVENTS - FEW_EVENTS);
+        }
         self.events.push(Event {
             ts,
             dir,
@@ -362,20 +373,19 @@ impl Timeline {
     /// The stream with this id, created when new. `None` once the limit on
     /// remembered streams is reached.
     pub fn stream(&mut self, id: u32) -> Option<&mut Stream> {
-        if !self.streams.contains_key(&id) {
-            if self.streams.len() >= MAX_STREAMS {
+        // One search of the map, whether the stream is new or not.
+        let full = self.streams.len() >= MAX_STREAMS;
+        match self.streams.entry(id) {
+            Entry::Occupied(e) => Some(&mut **e.into_mut()),
+            Entry::Vacant(_) if full => {
                 self.streams_dropped += 1;
-                return None;
+                None
             }
-            self.streams.insert(
+            Entry::Vacant(e) => Some(&mut **e.insert(Box::new(Stream {
                 id,
-                Box::new(Stream {
-                    id,
-                    ..Stream::default()
-                }),
-            );
+                ..Stream::default()
+            }))),
         }
-        self.streams.get_mut(&id).map(|s| &mut **s)
     }
 
     /// A stream became active: ends a stream-idle period.
@@ -447,10 +457,14 @@ impl Timeline {
 }
 
 fn record_idle(list: &mut Vec<Idle>, max: &mut Option<Idle>, idle: Idle) {
-    if max.is_none_or(|m| idle.secs() > m.secs()) {
+    let ns = idle.end.ns_since(idle.start);
+    // Longer in seconds, as the report compares them; a period no longer in nanoseconds is not
+    // longer in seconds (the conversion keeps order), so the seconds are only worked out for the
+    // few periods that may be the new longest. This runs for nearly every packet.
+    if max.is_none_or(|m| ns > m.end.ns_since(m.start) && idle.secs() > m.secs()) {
         *max = Some(idle);
     }
-    if idle.end.ns_since(idle.start) >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
+    if ns >= MIN_LISTED_IDLE_NS && list.len() < MAX_IDLE_PERIODS {
         list.push(idle);
     }
 }

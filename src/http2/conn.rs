@@ -59,6 +59,11 @@ struct Side {
     /// SETTINGS_MAX_FRAME_SIZE that applies to this side's frames: the default until the peer's
     /// SETTINGS says otherwise; unknown (not checked) when the connection's start is not captured.
     max_frame_size: Option<u32>,
+    /// The last string made of each kept field's value (by [`Field`]): the streams of a connection
+    /// mostly repeat the same authority, path, content-type and status, and share one string then.
+    /// Only a cache, so not kept when the connection is parked.
+    #[serde(skip)]
+    last_values: [Option<Arc<str>>; 7],
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,6 +86,7 @@ impl Connection {
             block: None,
             bytes: Vec::new(),
             max_frame_size: hpack_known.then_some(frame::DEFAULT_MAX_FRAME_SIZE),
+            last_values: Default::default(),
         };
         Connection {
             sides: [side(), side()],
@@ -172,7 +178,9 @@ impl Connection {
                             side.bytes.extend_from_slice(c.fragment);
                         }
                         if c.end_headers {
-                            decode_block(&mut side.hpack, &block, &side.bytes, dir, ts, tl);
+                            let hpack = &mut side.hpack;
+                            let last = &mut side.last_values;
+                            decode_block(hpack, last, &block, &side.bytes, dir, ts, tl);
                             side.bytes.clear();
                             if side.bytes.capacity() > BLOCK_BUFFER_KEPT {
                                 side.bytes = Vec::new();
@@ -289,7 +297,15 @@ impl Connection {
         }
         let side = &mut self.sides[dir.index()];
         if end_headers {
-            decode_block(&mut side.hpack, &block, fragment, dir, ts, tl);
+            decode_block(
+                &mut side.hpack,
+                &mut side.last_values,
+                &block,
+                fragment,
+                dir,
+                ts,
+                tl,
+            );
         } else {
             side.bytes.clear();
             side.bytes.extend_from_slice(fragment);
@@ -301,6 +317,7 @@ impl Connection {
 /// Decodes a finished header block and records its fields on its stream.
 fn decode_block(
     hpack: &mut BlockDecoder,
+    last_values: &mut [Option<Arc<str>>; 7],
     block: &Block,
     bytes: &[u8],
     dir: Dir,
@@ -355,7 +372,7 @@ fn decode_block(
             (&mut s.grpc_message, Field::GrpcMessage),
         ] {
             if let Some(value) = get(field) {
-                keep(slot, value);
+                keep(slot, value, &mut last_values[field as usize]);
             }
         }
         if new {
@@ -368,11 +385,17 @@ fn decode_block(
 }
 
 /// Sets a stream's field to a header value; the same value again (a response's content-type after
-/// the request's) costs no new string.
-fn keep(slot: &mut Option<Arc<str>>, value: &[u8]) {
-    if slot.as_deref().map(str::as_bytes) != Some(value) {
-        *slot = Some(String::from_utf8_lossy(value).into());
+/// the request's) costs no new string, and neither does the value the field had last on this side
+/// of the connection (`last`, which then shares it).
+fn keep(slot: &mut Option<Arc<str>>, value: &[u8], last: &mut Option<Arc<str>>) {
+    let same = |s: &Option<Arc<str>>| s.as_deref().map(str::as_bytes) == Some(value);
+    if same(slot) {
+        return;
     }
+    if !same(last) {
+        *last = Some(String::from_utf8_lossy(value).into());
+    }
+    slot.clone_from(last);
 }
 
 /// A header block crossed limit `name`: it is not decoded, and the limit is reported once per block.

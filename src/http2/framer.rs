@@ -224,39 +224,57 @@ impl Framer {
             let head = match self.current {
                 Some(h) => h,
                 None => {
-                    let take = (HEADER_LEN - self.head_len).min(bytes.len());
-                    self.head[self.head_len..self.head_len + take].copy_from_slice(&bytes[..take]);
-                    self.head_len += take;
-                    bytes = &bytes[take..];
-                    if self.head_len < HEADER_LEN {
-                        return;
-                    }
-                    self.head_len = 0;
-                    let h = FrameHeader::parse(&self.head);
+                    let h = match (self.head_len, bytes.first_chunk::<HEADER_LEN>()) {
+                        // A whole header in these bytes: read where it lies.
+                        (0, Some(head)) => {
+                            bytes = &bytes[HEADER_LEN..];
+                            FrameHeader::parse(head)
+                        }
+                        _ => {
+                            let take = (HEADER_LEN - self.head_len).min(bytes.len());
+                            self.head[self.head_len..self.head_len + take]
+                                .copy_from_slice(&bytes[..take]);
+                            self.head_len += take;
+                            bytes = &bytes[take..];
+                            if self.head_len < HEADER_LEN {
+                                return;
+                            }
+                            self.head_len = 0;
+                            FrameHeader::parse(&self.head)
+                        }
+                    };
                     self.start(h);
                     h
                 }
             };
+            // The kept payload bytes: borrowed from `bytes` when all of them are there (nothing
+            // kept from earlier chunks, and the frame ends in this one), else copied together.
+            let mut whole: Option<&[u8]> = None;
             if self.remaining > 0 {
                 let take = (self.remaining as usize).min(bytes.len());
                 let want = self.keep.saturating_sub(self.payload.len()).min(take);
-                self.payload.extend_from_slice(&bytes[..want]);
+                if self.payload.is_empty() && take == self.remaining as usize {
+                    whole = Some(&bytes[..want]);
+                } else {
+                    self.payload.extend_from_slice(&bytes[..want]);
+                }
                 self.remaining -= take as u32;
                 bytes = &bytes[take..];
             }
             if self.remaining == 0 {
                 self.current = None;
+                let payload = whole.unwrap_or(&self.payload);
                 // Cut: bytes were lost, or a header block was longer than is kept (it cannot be
                 // decoded). Other kinds keep a prefix on purpose.
                 let header_kind = matches!(
                     head.kind,
                     kind::HEADERS | kind::PUSH_PROMISE | kind::CONTINUATION
                 );
-                let cut = self.cut || (header_kind && self.payload.len() < head.len as usize);
+                let cut = self.cut || (header_kind && payload.len() < head.len as usize);
                 out(RawFrame {
                     ts,
                     head,
-                    payload: &self.payload,
+                    payload,
                     cut,
                 });
                 self.payload.clear();

@@ -35,6 +35,11 @@ const ENTRY_OVERHEAD: usize = 32;
 /// Scratch buffers larger than this after a block are freed rather than kept for the next one, so an
 /// idle connection does not hold a large block's worth of memory.
 const SCRATCH_KEPT: usize = 16 * 1024;
+/// Room made for a dynamic table's octets and entries when its first entry comes (see
+/// [`Table::first_room`]), and for the kept fields' octets when the first one comes.
+const FIRST_TABLE_BYTES: usize = 256;
+const FIRST_TABLE_ENTRIES: usize = 8;
+const FIRST_FIELDS_BYTES: usize = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HpackError {
@@ -122,40 +127,38 @@ pub fn reps(block: &[u8]) -> Reps<'_> {
     Reps { block, pos: 0 }
 }
 
-impl Reps<'_> {
-    fn read(&self, pos: usize) -> Result<(Rep, usize), HpackError> {
-        let block = self.block;
-        let b = *block.get(pos).ok_or(HpackError::Truncated)?;
-        if b & 0x80 != 0 {
-            // §6.1 Indexed Header Field: 1xxxxxxx, 7-bit prefix.
-            let (index, end) = integer(block, pos, 7)?;
-            if index == 0 {
-                return Err(HpackError::ZeroIndex);
-            }
-            Ok((Rep::Indexed { index }, end))
-        } else if b & 0x20 != 0 && b & 0x40 == 0 {
-            // §6.3 Dynamic Table Size Update: 001xxxxx, 5-bit prefix.
-            let (size, end) = integer(block, pos, 5)?;
-            Ok((Rep::SizeUpdate { size }, end))
-        } else {
-            // §6.2.1 with incremental indexing 01xxxxxx (6-bit prefix); §6.2.2 without indexing
-            // 0000xxxx and §6.2.3 never indexed 0001xxxx (4-bit prefix).
-            let indexing = b & 0x40 != 0;
-            let (name_index, next) = integer(block, pos, if indexing { 6 } else { 4 })?;
-            let (name, next) = if name_index == 0 {
-                let (s, next) = string(block, next)?;
-                (Name::Literal(s), next)
-            } else {
-                (Name::Indexed(name_index), next)
-            };
-            let (value, end) = string(block, next)?;
-            let rep = Rep::Literal {
-                indexing,
-                name,
-                value,
-            };
-            Ok((rep, end))
+/// Reads the representation at `pos`: it, and where the next one begins.
+fn read(block: &[u8], pos: usize) -> Result<(Rep, usize), HpackError> {
+    let b = *block.get(pos).ok_or(HpackError::Truncated)?;
+    if b & 0x80 != 0 {
+        // §6.1 Indexed Header Field: 1xxxxxxx, 7-bit prefix.
+        let (index, end) = integer(block, pos, 7)?;
+        if index == 0 {
+            return Err(HpackError::ZeroIndex);
         }
+        Ok((Rep::Indexed { index }, end))
+    } else if b & 0x20 != 0 && b & 0x40 == 0 {
+        // §6.3 Dynamic Table Size Update: 001xxxxx, 5-bit prefix.
+        let (size, end) = integer(block, pos, 5)?;
+        Ok((Rep::SizeUpdate { size }, end))
+    } else {
+        // §6.2.1 with incremental indexing 01xxxxxx (6-bit prefix); §6.2.2 without indexing
+        // 0000xxxx and §6.2.3 never indexed 0001xxxx (4-bit prefix).
+        let indexing = b & 0x40 != 0;
+        let (name_index, next) = integer(block, pos, if indexing { 6 } else { 4 })?;
+        let (name, next) = if name_index == 0 {
+            let (s, next) = string(block, next)?;
+            (Name::Literal(s), next)
+        } else {
+            (Name::Indexed(name_index), next)
+        };
+        let (value, end) = string(block, next)?;
+        let rep = Rep::Literal {
+            indexing,
+            name,
+            value,
+        };
+        Ok((rep, end))
     }
 }
 
@@ -167,7 +170,7 @@ impl Iterator for Reps<'_> {
             return None;
         }
         let start = self.pos;
-        match self.read(start) {
+        match read(self.block, start) {
             Ok((rep, end)) => {
                 self.pos = end;
                 Some(Ok((rep, start..end)))
@@ -178,6 +181,38 @@ impl Iterator for Reps<'_> {
             }
         }
     }
+}
+
+/// Where the representation at `pos` ends: the checks of [`Reps`], without building the
+/// representation (decoding walks a block twice, and the first walk only needs to know that the
+/// block is whole).
+fn skip(block: &[u8], pos: usize) -> Result<usize, HpackError> {
+    let b = *block.get(pos).ok_or(HpackError::Truncated)?;
+    if b & 0x80 != 0 {
+        let (index, end) = integer(block, pos, 7)?;
+        if index == 0 {
+            return Err(HpackError::ZeroIndex);
+        }
+        Ok(end)
+    } else if b & 0x20 != 0 && b & 0x40 == 0 {
+        Ok(integer(block, pos, 5)?.1)
+    } else {
+        let indexing = b & 0x40 != 0;
+        let (name_index, mut next) = integer(block, pos, if indexing { 6 } else { 4 })?;
+        if name_index == 0 {
+            next = string(block, next)?.1;
+        }
+        Ok(string(block, next)?.1)
+    }
+}
+
+/// The first error [`reps`] would meet in a block, if any.
+fn check(block: &[u8]) -> Result<(), HpackError> {
+    let mut pos = 0;
+    while pos < block.len() {
+        pos = skip(block, pos)?;
+    }
+    Ok(())
 }
 
 /// Splits a header block into its representations, each with its byte range (the same walk as
@@ -252,12 +287,14 @@ const STATIC: [(&[u8], &[u8]); 61] = [
     (b"www-authenticate", b""),
 ];
 
-/// Where a dynamic table entry's octets lie in [`Table::bytes`].
+/// Where a dynamic table entry's octets lie in [`Table::bytes`], and the kept field its name is, if
+/// any (found once, when it is entered).
 #[derive(Clone, Copy, Serialize, Deserialize)]
 struct Entry {
     start: usize,
     name_len: usize,
     value_len: usize,
+    field: Option<Field>,
 }
 
 /// The dynamic table (§2.3.2, §4). Entries' names and values are stored one after the other in one
@@ -265,6 +302,7 @@ struct Entry {
 /// evicted entries' bytes are dropped from the front of the buffer when they outweigh the rest.
 #[derive(Serialize, Deserialize)]
 struct Table {
+    #[serde(with = "crate::tcp::as_bytes")]
     bytes: Vec<u8>,
     /// Newest first: entry 0 is index 62.
     entries: VecDeque<Entry>,
@@ -283,12 +321,18 @@ impl Table {
         }
     }
 
+    #[cfg(test)]
     fn get(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.get_field(i).map(|(name, value, _)| (name, value))
+    }
+
+    /// Entry `i` with the kept field its name is.
+    fn get_field(&self, i: usize) -> Option<(&[u8], &[u8], Option<Field>)> {
         let e = self.entries.get(i)?;
         let name_end = e.start + e.name_len;
         let name = self.bytes.get(e.start..name_end)?;
         let value = self.bytes.get(name_end..name_end + e.value_len)?;
-        Some((name, value))
+        Some((name, value, e.field))
     }
 
     /// §4.3: a size update evicts entries until the table fits.
@@ -296,6 +340,16 @@ impl Table {
         self.max_size = max_size as usize;
         self.evict(0);
         self.compact();
+    }
+
+    /// Before the first entry: room for a table's usual first entries, made at once. A
+    /// connection's first block or two enter a few hundred octets in a handful of entries, and
+    /// growing the buffers by doubling from nothing cost a dozen reallocations per direction.
+    fn first_room(&mut self) {
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(FIRST_TABLE_BYTES);
+            self.entries.reserve(FIRST_TABLE_ENTRIES);
+        }
     }
 
     /// Enters a field whose name is entry `name_of` of this table.
@@ -306,18 +360,20 @@ impl Table {
         let start = self.bytes.len();
         self.bytes.extend_from_within(e.start..e.start + e.name_len);
         self.bytes.extend_from_slice(value);
-        self.push(start, e.name_len, value.len());
+        self.push(start, e.name_len, value.len(), e.field);
     }
 
-    fn insert(&mut self, name: &[u8], value: &[u8]) {
+    /// Enters a field, whose name is kept field `field` (if any).
+    fn insert(&mut self, name: &[u8], value: &[u8], field: Option<Field>) {
+        self.first_room();
         let start = self.bytes.len();
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
-        self.push(start, name.len(), value.len());
+        self.push(start, name.len(), value.len(), field);
     }
 
     /// Enters the field whose octets were just appended at `start` (§4.4).
-    fn push(&mut self, start: usize, name_len: usize, value_len: usize) {
+    fn push(&mut self, start: usize, name_len: usize, value_len: usize, field: Option<Field>) {
         let entry_size = name_len + value_len + ENTRY_OVERHEAD;
         // §4.4: "an attempt to add an entry larger than the maximum size causes the table to be
         // emptied of all existing entries and results in an empty table."
@@ -334,6 +390,7 @@ impl Table {
             start,
             name_len,
             value_len,
+            field,
         });
         self.size += entry_size;
         self.compact();
@@ -370,7 +427,7 @@ impl Table {
 }
 
 /// A header field h2keepalive keeps for the timeline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Field {
     Method,
     Path,
@@ -380,6 +437,24 @@ pub enum Field {
     GrpcStatus,
     GrpcMessage,
 }
+
+/// The kept field each static table entry names ([`Field::of`] its name; a test checks it), so that
+/// fields named by index are told apart without comparing names.
+const STATIC_FIELDS: [Option<Field>; 61] = {
+    let mut fields = [None; 61];
+    fields[0] = Some(Field::Authority);
+    fields[1] = Some(Field::Method);
+    fields[2] = Some(Field::Method);
+    fields[3] = Some(Field::Path);
+    fields[4] = Some(Field::Path);
+    let mut i = 7;
+    while i <= 13 {
+        fields[i] = Some(Field::Status);
+        i += 1;
+    }
+    fields[30] = Some(Field::ContentType);
+    fields
+};
 
 impl Field {
     fn of(name: &[u8]) -> Option<Field> {
@@ -417,11 +492,11 @@ impl Fields {
         }
     }
 
-    fn set(&mut self, name: &[u8], value: &[u8]) {
-        let Some(field) = Field::of(name) else {
-            return;
-        };
+    fn set(&mut self, field: Field, value: &[u8]) {
         let value = &value[..value.len().min(MAX_VALUE_KEPT)];
+        if self.bytes.capacity() == 0 {
+            self.bytes.reserve(FIRST_FIELDS_BYTES);
+        }
         // A field seen twice keeps its last value; the earlier one's bytes stay unused until the next
         // block (the decoded-list limit and the block's own size bound what one block appends).
         let start = self.bytes.len();
@@ -458,7 +533,7 @@ pub struct BlockDecoder {
 /// A literal's name: octets outside the dynamic table, or an entry of it (copied by the table itself
 /// when the literal is entered, since entering may evict it).
 enum NameRef<'a> {
-    Bytes(&'a [u8]),
+    Bytes(&'a [u8], Option<Field>),
     Entry(usize),
 }
 
@@ -497,15 +572,29 @@ impl BlockDecoder {
     pub fn decode(&mut self, block: &[u8]) -> (&Fields, Trouble) {
         let mut fields = std::mem::take(&mut self.fields);
         fields.clear();
-        let trouble = self.decode_each(block, |name, value| fields.set(name, value));
+        let trouble = self.walk(block, |field, _, value| {
+            if let Some(field) = field {
+                fields.set(field, value);
+            }
+        });
         self.fields = fields;
         (&self.fields, trouble)
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order.
     pub fn decode_each(&mut self, block: &[u8], mut on_field: impl FnMut(&[u8], &[u8])) -> Trouble {
+        self.walk(block, |_, name, value| on_field(name, value))
+    }
+
+    /// Decodes a block, handing every field decoded to `on_field` in order, with the kept field its
+    /// name is (if any).
+    fn walk(
+        &mut self,
+        block: &[u8],
+        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8]),
+    ) -> Trouble {
         let mut trouble = Trouble::default();
-        if let Some(Err(e)) = reps(block).find(Result::is_err) {
+        if let Err(e) = check(block) {
             // Representations before the damage changed the table; we cannot tell which, so the
             // table is no longer trusted.
             trouble.error = Some(format!("HPACK block malformed: {e:?}"));
@@ -514,10 +603,12 @@ impl BlockDecoder {
             return trouble;
         }
         let mut decoded_bytes = 0usize;
-        for rep in reps(block) {
-            let Ok((rep, _)) = rep else {
+        let mut pos = 0;
+        while pos < block.len() {
+            let Ok((rep, end)) = read(block, pos) else {
                 break;
             };
+            pos = end;
             // Indexed fields and literals without indexing change nothing in the table: past the
             // limit they are skipped, not decoded. (A literal that reuses a large entry's name costs
             // as much as an indexed field.)
@@ -547,9 +638,9 @@ impl BlockDecoder {
                 }
                 Rep::Indexed { index } => {
                     match self.lookup(index) {
-                        Some((name, value)) => {
+                        Some((name, value, field)) => {
                             decoded_bytes += name.len() + value.len();
-                            on_field(name, value);
+                            on_field(field, name, value);
                         }
                         None => unknown_index(self.known, &mut trouble),
                     }
@@ -571,7 +662,7 @@ impl BlockDecoder {
                             // slot, so it is entered under an empty name for later indices to line
                             // up (or, unreadable, leaves the table unknown).
                             match octets(block, &value, &mut self.value_buf) {
-                                Ok(v) => self.table.insert(b"", v),
+                                Ok(v) => self.table.insert(b"", v, None),
                                 Err(_) => self.known = false,
                             }
                         }
@@ -579,7 +670,7 @@ impl BlockDecoder {
                     }
                 },
                 Name::Literal(s) => match octets(block, &s, &mut self.name_buf) {
-                    Ok(n) => NameRef::Bytes(n),
+                    Ok(n) => NameRef::Bytes(n, Field::of(n)),
                     Err(e) => {
                         huffman_failed(e, indexing, &mut self.known, &mut trouble);
                         continue;
@@ -593,15 +684,18 @@ impl BlockDecoder {
                     continue;
                 }
             };
-            let name_bytes = match name {
-                NameRef::Bytes(n) => n,
-                NameRef::Entry(i) => self.table.get(i).map_or(&[][..], |(n, _)| n),
+            let (name_bytes, field) = match name {
+                NameRef::Bytes(n, field) => (n, field),
+                NameRef::Entry(i) => self
+                    .table
+                    .get_field(i)
+                    .map_or((&[][..], None), |(n, _, field)| (n, field)),
             };
             decoded_bytes += name_bytes.len() + value.len();
-            on_field(name_bytes, value);
+            on_field(field, name_bytes, value);
             if indexing {
                 match name {
-                    NameRef::Bytes(n) => self.table.insert(n, value),
+                    NameRef::Bytes(n, field) => self.table.insert(n, value, field),
                     NameRef::Entry(i) => self.table.insert_with_name_of(i, value),
                 }
             }
@@ -616,20 +710,20 @@ impl BlockDecoder {
     }
 
     /// An entry of the static or dynamic table (§2.3.3).
-    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8])> {
+    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
         let i = (index as usize).checked_sub(1)?;
-        match STATIC.get(i) {
-            Some(&(name, value)) => Some((name, value)),
-            None => self.table.get(i - STATIC.len()),
+        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+            (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
+            _ => self.table.get_field(i - STATIC.len()),
         }
     }
 
     /// The name of table entry `index`, if the entry is known.
     fn name_ref(&self, index: u32) -> Option<NameRef<'static>> {
         let i = (index as usize).checked_sub(1)?;
-        match STATIC.get(i) {
-            Some(&(name, _)) => Some(NameRef::Bytes(name)),
-            None => {
+        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+            (Some(&(name, _)), Some(&field)) => Some(NameRef::Bytes(name, field)),
+            _ => {
                 let i = i - STATIC.len();
                 (i < self.table.entries.len()).then_some(NameRef::Entry(i))
             }
@@ -671,6 +765,13 @@ mod tests {
     }
 
     #[test]
+    fn static_entries_name_the_fields_their_names_are() {
+        for (i, &(name, _)) in STATIC.iter().enumerate() {
+            assert_eq!(STATIC_FIELDS[i], Field::of(name), "entry {}", i + 1);
+        }
+    }
+
+    #[test]
     fn rfc7541_c1_integers() {
         // C.1.1: 10 with a 5-bit prefix; C.1.2: 1337 with a 5-bit prefix; C.1.3: 42 at an octet boundary.
         assert_eq!(integer(&[0x0a], 0, 5), Ok((10, 1)));
@@ -699,6 +800,36 @@ mod tests {
             assert!(t.incomplete && t.error.is_some());
             assert!(!d.state_known());
         }
+    }
+
+    /// The structure check before decoding finds what walking the representations finds: the
+    /// same first error, or none, on random blocks (short strings and integers of every length
+    /// are common in them, so most end in each way somewhere).
+    #[test]
+    fn check_finds_the_first_error_reps_finds() {
+        let mut x: u64 = 0x4850_4143_4b21;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut errors = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 24) as usize;
+            let block: Vec<u8> = (0..len)
+                .map(|_| match next() % 4 {
+                    // Small lengths and indices, so that strings often fit.
+                    0 => (next() % 8) as u8,
+                    1 => 0x80 | (next() % 8) as u8,
+                    _ => next() as u8,
+                })
+                .collect();
+            let walked = reps(&block).find_map(Result::err);
+            assert_eq!(check(&block).err(), walked, "{block:02x?}");
+            errors += walked.is_some() as usize;
+        }
+        assert!(errors > 1000 && errors < 19_000, "{errors}");
     }
 
     #[test]

@@ -33,18 +33,26 @@ pub enum Parsed<T> {
     Invalid,
 }
 
-const METHODS: [&str; 10] = [
-    "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE", "PRI",
+/// Request-line starts of the known methods, each with its space. Not `PRI`: `PRI * HTTP/2.0` is
+/// the HTTP/2 preface, not an HTTP/1.x request.
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
 ];
 
-/// Whether `bytes` could be the start of an HTTP/1.x request (a known method and a space).
+/// Whether `bytes` could be the start of an HTTP/1.x request (a known method and a space). Called
+/// on every undecided segment: compares in place, allocating nothing.
 pub fn looks_like_request(bytes: &[u8]) -> bool {
-    METHODS.iter().any(|m| {
-        let m = m.as_bytes();
-        let n = bytes.len().min(m.len() + 1);
-        let mut want = m.to_vec();
-        want.push(b' ');
-        bytes[..n] == want[..n] && m != b"PRI"
+    METHODS.iter().any(|want| {
+        let n = bytes.len().min(want.len());
+        bytes.get(..n) == want.get(..n)
     })
 }
 
@@ -85,12 +93,12 @@ pub fn parse_request(bytes: &[u8]) -> Parsed<Request> {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
-        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-        if name == "upgrade" {
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("upgrade") {
             upgrade_h2c |= value
                 .split(',')
                 .any(|t| t.trim().eq_ignore_ascii_case("h2c"));
-        } else if name == "content-length" {
+        } else if name.eq_ignore_ascii_case("content-length") {
             content_length = value.parse().unwrap_or(0);
         }
     }
