@@ -18,6 +18,9 @@ pub mod timeline;
 pub mod tls;
 pub mod wire;
 
+#[cfg(test)]
+mod testing;
+
 use analyzer::{Analyzer, Config, Sink};
 use capture::{CaptureReader, Merged};
 use clap::Parser;

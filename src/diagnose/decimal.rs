@@ -143,13 +143,7 @@ mod tests {
     #[test]
     fn capture_times_and_durations_match_core_fmt() {
         // A deterministic walk over epoch timestamps in nanoseconds and durations in seconds.
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::testing::xorshift(0x9e37_79b9_7f4a_7c15);
         for _ in 0..200_000 {
             let ts = Ts(1_000_000_000_000_000_000 + (next() % 2_000_000_000_000_000_000) as i64);
             // Evidence writes times as Ts displays them.

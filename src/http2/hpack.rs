@@ -807,13 +807,7 @@ mod tests {
     /// are common in them, so most end in each way somewhere).
     #[test]
     fn check_finds_the_first_error_reps_finds() {
-        let mut x: u64 = 0x4850_4143_4b21;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0x4850_4143_4b21);
         let mut errors = 0;
         for _ in 0..20_000 {
             let len = (next() % 24) as usize;

@@ -413,13 +413,7 @@ mod tests {
     /// the same symbols and the same error as the bit-by-bit reference.
     #[test]
     fn decoding_matches_a_bit_by_bit_reference() {
-        let mut x: u64 = 0x4855_4646;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0x4855_4646);
         let mut outcomes = [0; 3];
         for case in 0..30_000 {
             let len = (next() % 12) as usize;

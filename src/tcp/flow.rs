@@ -214,13 +214,7 @@ mod tests {
 
     #[test]
     fn keys_pack_and_compare_as_sorted_socket_addresses() {
-        let mut x: u64 = 0x464c_4f57;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut next = crate::testing::xorshift(0x464c_4f57);
         // Few distinct values per field, so that equal addresses and ports are common.
         let mut addr = |v6: bool| -> SocketAddr {
             let port = [80, 443, 50051, 40000][(next() % 4) as usize];
