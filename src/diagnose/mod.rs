@@ -255,10 +255,6 @@ pub fn settle(
         &implementations,
         cat,
     );
-    // Tens of thousands of small allocations, each freed across threads: that need not hold up
-    // the report (where no thread can be started, they are freed here).
-    let columns = (pending, keepalive, implementations, paths);
-    let _ = std::thread::Builder::new().spawn(move || drop(columns));
     (verdicts, findings)
 }
 
