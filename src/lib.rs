@@ -213,7 +213,6 @@ fn analyze(args: &cli::AnalyzeArgs) -> ExitCode {
     )
 }
 
-/// What is kept of each connection: its JSON text when the document is the only output.
 /// `H2KEEPALIVE_PARK_AFTER_S`: seconds of capture time a connection stays quiet before it is
 /// parked (analyzer::PARK_AFTER_NS when unset; tests set 0 to park every connection after each of
 /// its packets).
@@ -225,6 +224,7 @@ fn park_after() -> Option<i64> {
     (secs.is_finite() && secs >= 0.0).then_some((secs * 1e9) as i64)
 }
 
+/// What is kept of each connection: its JSON text when the document is the only output.
 fn keep(common: &cli::CommonArgs) -> Keep {
     let reports = common.html.is_some() || common.png.is_some() || common.tables.is_some();
     match common.format {

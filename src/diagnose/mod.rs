@@ -175,12 +175,11 @@ impl Judged {
         self.pending == connection::Pending::None
     }
 
-    /// Lets go of the evidence of a final verdict (written out already) that the path rules do
-    /// not quote in findings ([`path::QUOTED`]): most connections keep a few dozen bytes.
-    pub fn forget_unread_evidence(&mut self) {
-        if self.verdict_final() && !path::QUOTED.contains(&self.verdict.cause) {
-            self.verdict.evidence = Vec::new();
-        }
+    /// Whether the path rules read its verdict's evidence: they change verdicts that are not
+    /// final and quote that of a few causes in findings ([`path::QUOTED`]). Once a final verdict
+    /// is written out, other evidence need not be kept.
+    pub fn evidence_read_later(&self) -> bool {
+        !self.verdict_final() || path::QUOTED.contains(&self.verdict.cause)
     }
 }
 

@@ -138,14 +138,14 @@ impl Part {
     }
 }
 
-impl std::ops::Index<usize> for Part {
+impl Index<usize> for Part {
     type Output = Verdict;
     fn index(&self, i: usize) -> &Verdict {
         &self.verdicts[self.slot[i] as usize]
     }
 }
 
-impl std::ops::IndexMut<usize> for Part {
+impl IndexMut<usize> for Part {
     fn index_mut(&mut self, i: usize) -> &mut Verdict {
         &mut self.verdicts[self.slot[i] as usize]
     }
@@ -794,7 +794,9 @@ mod tests {
         let (full_v, full_f) = settle_judged(&judged, &cat, usize::MAX);
         let mut forgetful = judged;
         for j in &mut forgetful {
-            j.forget_unread_evidence();
+            if !j.evidence_read_later() {
+                j.verdict.evidence = Vec::new();
+            }
         }
         let (kept_v, kept_f) = settle_judged(&forgetful, &cat, usize::MAX);
         assert_eq!(full_f, kept_f);

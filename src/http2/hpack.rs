@@ -302,7 +302,7 @@ struct Entry {
 /// evicted entries' bytes are dropped from the front of the buffer when they outweigh the rest.
 #[derive(Serialize, Deserialize)]
 struct Table {
-    #[serde(with = "crate::tcp::as_bytes")]
+    #[serde(with = "crate::spill::as_bytes")]
     bytes: Vec<u8>,
     /// Newest first: entry 0 is index 62.
     entries: VecDeque<Entry>,

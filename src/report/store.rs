@@ -192,15 +192,17 @@ impl Sink for Store<'_> {
         drop(tl);
         let body = match self.keep {
             Keep::Json => {
-                // A verdict the path rules will not change is written now, on this thread, and
-                // what of it they do not read is let go.
+                // A verdict the path rules will not change is written now, on this thread; its
+                // evidence is lent to the report form, and given back only if they read it.
                 let whole = judged.verdict_final();
                 if whole {
+                    let evidence = std::mem::take(&mut judged.verdict.evidence);
                     conn.verdict = model::verdict(&judged.verdict);
+                    conn.verdict.evidence = evidence;
                 }
                 let text = self.keep_text(&conn, whole);
-                if text.whole {
-                    judged.forget_unread_evidence();
+                if whole && (!text.whole || judged.evidence_read_later()) {
+                    judged.verdict.evidence = std::mem::take(&mut conn.verdict.evidence);
                 }
                 Body::Json(text)
             }
@@ -437,6 +439,7 @@ impl Settled {
         }
         super::json_tail(&self.findings, out)
     }
+
     pub fn len(&self) -> usize {
         self.bodies.len()
     }
