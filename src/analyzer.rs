@@ -35,6 +35,23 @@ pub trait Sink {
     /// `order` is the number of the packet that opened the connection: connections are reported
     /// in that order.
     fn ended(&mut self, order: u64, tl: Timeline);
+
+    /// Whether connections may be handed over as they are parked, before they are known to be
+    /// over ([`Sink::ended_parked`]). Most parked connections never see another packet: ended
+    /// then, they need not be read back at the end of the run. Not for a sink whose timelines
+    /// are read while the run goes on ([`Analyzer::watch`]).
+    fn ends_parked(&self) -> bool {
+        false
+    }
+
+    /// A connection handed over as it was parked: a later packet may revive it ([`Sink::revived`]).
+    fn ended_parked(&mut self, order: u64, tl: Timeline) {
+        self.ended(order, tl);
+    }
+
+    /// The connection handed over as it was parked had another packet: what was kept of it is
+    /// forgotten, and it will be handed over again.
+    fn revived(&mut self, _order: u64) {}
 }
 
 /// Keeps every timeline whole (tests, fuzzing, findings printed while a capture runs).
@@ -315,33 +332,65 @@ impl Conn {
     }
 
     /// The connection is over (or the capture is): decide roles, and hand back its timeline when it
-    /// carried HTTP/2.
-    fn finish(mut self: Box<Self>, cfg: &Config, stats: &mut Stats) -> Option<(u64, Timeline)> {
+    /// carried HTTP/2; and what it adds to the counts.
+    fn finish(mut self: Box<Self>, cfg: &Config) -> (Tally, Option<(u64, Timeline)>) {
         self.end(&cfg.keys);
         self.tl.finish();
-        stats.tcp_connections += 1;
         match self.proto {
             Proto::Http2(d) => {
-                if self.tl.tls {
-                    stats.tls_connections += 1;
-                    if d == crate::timeline::Detection::TlsAlpn {
-                        stats.tls_without_keys += 1;
-                    } else {
-                        stats.tls_decrypted += 1;
-                    }
-                }
+                let tally = Tally::Http2 {
+                    tls: self
+                        .tl
+                        .tls
+                        .then_some(d != crate::timeline::Detection::TlsAlpn),
+                };
                 resolve_roles(&mut self.tl, cfg);
                 let Conn { order, tl, .. } = *self;
-                Some((order, tl))
+                (tally, Some((order, tl)))
             }
-            Proto::Tls => {
+            Proto::Tls => (Tally::Tls, None),
+            _ => (Tally::Other, None),
+        }
+    }
+
+    /// Whether finishing it now gives what finishing it at the end of the run would, when no
+    /// packet comes in between: nothing waits in reassembly, where keys read later in the run
+    /// could decrypt it.
+    fn ends_alike_later(&self) -> bool {
+        self.live
+            .as_deref()
+            .is_none_or(|l| !l.tcp.iter().any(|t| t.has_pending()))
+    }
+}
+
+/// What a finished connection adds to the counts ([`Stats`]).
+#[derive(Clone, Copy, Debug)]
+enum Tally {
+    /// HTTP/2; over TLS: whether its records were decrypted.
+    Http2 {
+        tls: Option<bool>,
+    },
+    Tls,
+    Other,
+}
+
+impl Tally {
+    fn count(self, stats: &mut Stats) {
+        stats.tcp_connections += 1;
+        match self {
+            Tally::Http2 { tls: None } => {}
+            Tally::Http2 {
+                tls: Some(decrypted),
+            } => {
                 stats.tls_connections += 1;
-                None
+                if decrypted {
+                    stats.tls_decrypted += 1;
+                } else {
+                    stats.tls_without_keys += 1;
+                }
             }
-            _ => {
-                stats.other_connections += 1;
-                None
-            }
+            Tally::Tls => stats.tls_connections += 1,
+            Tally::Other => stats.other_connections += 1,
         }
     }
 }
@@ -386,8 +435,9 @@ pub struct Analyzer<S: Sink = Vec<(u64, Timeline)>> {
     /// leave the table [`LINGER_NS`] after it.
     closed: VecDeque<(Ts, FlowKey)>,
     /// Quiet connections written to `spill` (not in `flows`, but counted in its limit), with
-    /// their order.
-    parked: FlowMap<(u64, Spilled)>,
+    /// their order; and, for those handed over to the sink as they were parked
+    /// ([`Sink::ends_parked`]), what they add to the counts if no packet revives them.
+    parked: FlowMap<Parked>,
     /// Where connections are parked; none when no temporary file could be made.
     spill: Option<Spill>,
     /// Capture time of the next search for connections to park, and packets until it may run.
@@ -397,6 +447,13 @@ pub struct Analyzer<S: Sink = Vec<(u64, Timeline)>> {
     scratch: Vec<u8>,
     sink: S,
     pub stats: Stats,
+}
+
+/// A parked connection: see [`Analyzer::park`].
+struct Parked {
+    order: u64,
+    at: Spilled,
+    ended: Option<Tally>,
 }
 
 impl Stats {
@@ -583,6 +640,9 @@ impl<S: Sink> Analyzer<S> {
         }
     }
 
+    /// Writes `conn` to the spill file, and hands it over to the sink at once when the sink
+    /// takes parked connections ([`Sink::ends_parked`]) and ending it now is ending it for good
+    /// unless a packet comes: what is written is then only read back if one does.
     fn park(&mut self, key: FlowKey, conn: Box<Conn>) {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
@@ -594,34 +654,48 @@ impl<S: Sink> Analyzer<S> {
             }
             Err(_) => None,
         };
-        match at {
-            Some(at) => {
-                self.parked.insert(key, (conn.order, at));
-            }
+        let Some(at) = at else {
             // The file takes no more (it keeps what it holds, for those parked already): this
             // connection, and the quiet ones after it, stay in memory.
-            None => {
-                self.flows.insert(key, conn, self.parked.len());
+            self.flows.insert(key, conn, self.parked.len());
+            return;
+        };
+        let order = conn.order;
+        let ended = (self.sink.ends_parked() && conn.ends_alike_later()).then(|| {
+            let (tally, ended) = conn.finish(&self.cfg);
+            if let Some((order, tl)) = ended {
+                self.sink.ended_parked(order, tl);
             }
-        }
+            tally
+        });
+        self.parked.insert(key, Parked { order, at, ended });
     }
 
-    /// Brings the connection parked on `key` back into the table, if there is one.
+    /// Brings the connection parked on `key` back into the table, if there is one. If it was
+    /// handed over as it was parked, the sink forgets it; unless it cannot be read back: then
+    /// what the sink has is all there is of it.
     fn unpark(&mut self, key: FlowKey) -> bool {
-        let Some((_, at)) = self.parked.remove(&key) else {
+        let Some(parked) = self.parked.remove(&key) else {
             return false;
         };
         let conn = self
             .spill
             .as_ref()
-            .and_then(|s| s.get(at))
+            .and_then(|s| s.get(parked.at))
             .and_then(|bytes| postcard::from_bytes::<Conn>(&bytes).ok());
         match conn {
             Some(conn) => {
+                // Only HTTP/2 connections reach the sink.
+                if let Some(Tally::Http2 { .. }) = parked.ended {
+                    self.sink.revived(parked.order);
+                }
                 self.flows.insert(key, Box::new(conn), self.parked.len());
                 true
             }
             None => {
+                if let Some(tally) = parked.ended {
+                    tally.count(&mut self.stats);
+                }
                 self.stats.parked_lost += 1;
                 false
             }
@@ -662,7 +736,9 @@ impl<S: Sink> Analyzer<S> {
     }
 
     fn hand_over(&mut self, conn: Box<Conn>) {
-        if let Some((order, tl)) = conn.finish(&self.cfg, &mut self.stats) {
+        let (tally, ended) = conn.finish(&self.cfg);
+        tally.count(&mut self.stats);
+        if let Some((order, tl)) = ended {
             self.sink.ended(order, tl);
         }
     }
@@ -680,9 +756,16 @@ impl<S: Sink> Analyzer<S> {
         for conn in open {
             self.hand_over(conn);
         }
-        // One at a time, so that they are never all in memory again; in order, so that their
-        // report forms are too (see report/store.rs).
-        let mut parked: Vec<(u64, FlowKey)> = self.parked.iter().map(|(k, p)| (p.0, *k)).collect();
+        // Those handed over as they were parked are over now.
+        let mut parked: Vec<(u64, FlowKey)> = Vec::new();
+        for (key, p) in &self.parked {
+            match p.ended {
+                Some(tally) => tally.count(&mut self.stats),
+                None => parked.push((p.order, *key)),
+            }
+        }
+        // The others one at a time, so that they are never all in memory again; in order, so
+        // that their report forms are too (see report/store.rs).
         parked.sort_unstable_by_key(|p| p.0);
         for (_, key) in parked {
             if self.unpark(key) {
@@ -700,14 +783,50 @@ mod tests {
     use super::*;
     use crate::capture::CaptureReader;
 
+    /// A sink that takes connections as they are parked, and counts how many it took and how
+    /// many of those were revived.
+    #[derive(Default)]
+    struct Early {
+        ended: Vec<(u64, Timeline)>,
+        taken: usize,
+        revived: usize,
+    }
+
+    impl Sink for Early {
+        fn ended(&mut self, order: u64, tl: Timeline) {
+            self.ended.push((order, tl));
+        }
+
+        fn ends_parked(&self) -> bool {
+            true
+        }
+
+        fn ended_parked(&mut self, order: u64, tl: Timeline) {
+            self.taken += 1;
+            self.ended(order, tl);
+        }
+
+        fn revived(&mut self, order: u64) {
+            self.revived += 1;
+            let before = self.ended.len();
+            self.ended.retain(|(o, _)| *o != order);
+            assert_eq!(
+                self.ended.len() + 1,
+                before,
+                "revived {order} was not ended once"
+            );
+        }
+    }
+
+    const CAPTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/captures/server-max-idle/capture.pcap"
+    );
+
     /// The timelines of a capture, parking every connection after each of its packets when
     /// `park` is set; the spill file is full (a write fails) from packet 100 on when `fail`.
     fn timelines(park: bool, fail: bool) -> (String, usize) {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/captures/server-max-idle/capture.pcap"
-        );
-        let mut reader = CaptureReader::open(path).unwrap();
+        let mut reader = CaptureReader::open(CAPTURE).unwrap();
         let cfg = Config {
             park_after_ns: park.then_some(0),
             ..Config::default()
@@ -725,6 +844,37 @@ mod tests {
         let (tls, stats) = analyzer.finish();
         assert_eq!(stats.parked_lost, 0);
         (format!("{tls:?}"), parked_at_failure)
+    }
+
+    #[test]
+    fn connections_ended_as_they_are_parked_end_as_they_would_have() {
+        let mut reader = CaptureReader::open(CAPTURE).unwrap();
+        let cfg = Config {
+            park_after_ns: Some(0),
+            ..Config::default()
+        };
+        let mut analyzer = Analyzer::with_sink(cfg, MAX_FLOWS, Early::default());
+        while let Some(p) = reader.next_packet() {
+            analyzer.packet(&p);
+        }
+        let (mut sink, stats) = analyzer.finish_into();
+        // Parked after every packet: taken and revived many times, and at least one connection
+        // was taken as it was parked for the last time.
+        assert!(sink.revived > 0 && sink.taken > sink.revived);
+        sink.ended.sort_unstable_by_key(|(order, _)| *order);
+        let tls: Vec<_> = sink.ended.into_iter().map(|(_, tl)| tl).collect();
+        let (kept, _) = timelines(false, false);
+        assert!(
+            format!("{tls:?}") == kept,
+            "ending parked connections early changed the timelines"
+        );
+        let mut reader = CaptureReader::open(CAPTURE).unwrap();
+        let mut analyzer = Analyzer::new(Config::default());
+        while let Some(p) = reader.next_packet() {
+            analyzer.packet(&p);
+        }
+        let (_, plain) = analyzer.finish();
+        assert_eq!(format!("{stats:?}"), format!("{plain:?}"), "counts");
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub struct Store<'a> {
     cat: &'a Catalogue,
     keep: Keep,
     entries: Vec<Entry>,
+    /// Entries of connections handed over as they were parked, by order: a packet may revive
+    /// them ([`Sink::revived`]).
+    parked: HashMap<u64, usize>,
     /// The JSON texts of the entries kept as [`Keep::Json`].
     text: Texts,
 }
@@ -133,6 +136,7 @@ impl<'a> Store<'a> {
             cat,
             keep,
             entries: Vec::new(),
+            parked: HashMap::new(),
             text: if keep == Keep::Json {
                 Texts::new()
             } else {
@@ -213,6 +217,28 @@ impl Sink for Store<'_> {
             judged: Box::new(judged),
             body,
         });
+    }
+
+    fn ends_parked(&self) -> bool {
+        true
+    }
+
+    fn ended_parked(&mut self, order: u64, tl: Timeline) {
+        self.parked.insert(order, self.entries.len());
+        self.ended(order, tl);
+    }
+
+    fn revived(&mut self, order: u64) {
+        let Some(i) = self.parked.remove(&order) else {
+            return;
+        };
+        // Its text, if any, stays where it was written, unread.
+        self.entries.swap_remove(i);
+        if let Some(moved) = self.entries.get(i) {
+            if let Some(at) = self.parked.get_mut(&moved.order) {
+                *at = i;
+            }
+        }
     }
 }
 
