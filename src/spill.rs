@@ -12,13 +12,22 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Small pieces are gathered up to this many bytes and written at once: a parked connection is a
+/// kilobyte or so, and a write call for each cost more than copying it.
+const GATHER: usize = 64 * 1024;
+
 pub struct Spill {
     file: File,
-    /// Bytes written.
+    /// Bytes put: written, then gathered.
     len: u64,
+    /// Bytes in the file.
+    written: u64,
+    /// The last pieces put, not written yet (they lie at `len - gathered.len()`). When a write
+    /// fails they stay here, readable.
+    gathered: Vec<u8>,
     /// A write failed: its bytes may be partly there, so the file takes nothing more.
     failed: bool,
-    /// Tests: writes past this many bytes fail.
+    /// Tests: writes past this many bytes of the file fail.
     #[cfg(test)]
     capacity: u64,
 }
@@ -45,6 +54,8 @@ impl Spill {
         Some(Spill {
             file,
             len: 0,
+            written: 0,
+            gathered: Vec::new(),
             failed: false,
             #[cfg(test)]
             capacity: u64::MAX,
@@ -57,17 +68,42 @@ impl Spill {
         if self.failed {
             return None;
         }
-        #[cfg(test)]
-        let full = self.len + bytes.len() as u64 > self.capacity;
-        #[cfg(not(test))]
-        let full = false;
-        if full || self.file.write_all(bytes).is_err() {
-            self.failed = true;
-            return None;
+        if self.gathered.len() + bytes.len() > GATHER {
+            let gathered = std::mem::take(&mut self.gathered);
+            let written = self.write(&gathered);
+            self.gathered = gathered;
+            if !written {
+                return None;
+            }
+            self.gathered.clear();
+        }
+        if bytes.len() >= GATHER {
+            if !self.write(bytes) {
+                return None;
+            }
+        } else {
+            if self.gathered.capacity() == 0 {
+                self.gathered.reserve_exact(GATHER);
+            }
+            self.gathered.extend_from_slice(bytes);
         }
         let at = self.len;
         self.len += bytes.len() as u64;
         Some(Spilled { at, len })
+    }
+
+    /// Writes `bytes` at the end of the file; false, and no more writes, if that fails.
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        #[cfg(test)]
+        let full = self.written + bytes.len() as u64 > self.capacity;
+        #[cfg(not(test))]
+        let full = false;
+        if full || self.file.write_all(bytes).is_err() {
+            self.failed = true;
+            return false;
+        }
+        self.written += bytes.len() as u64;
+        true
     }
 
     pub fn get(&self, s: Spilled) -> Option<Vec<u8>> {
@@ -80,15 +116,32 @@ impl Spill {
         !self.failed
     }
 
-    /// Makes the file full (for tests): the next write fails as on a full disk.
+    /// Makes the file full (for tests): the next write fails as on a full disk (what is
+    /// gathered so far still fits).
     #[cfg(test)]
     pub fn fill(&mut self) {
         self.capacity = self.len;
     }
 
-    /// Fills `into` with the bytes at offset `at`.
+    /// Fills `into` with the bytes at offset `at`: from the file, then from those gathered.
     pub fn read(&self, at: u64, into: &mut [u8]) -> bool {
-        self.file.read_exact_at(into, at).is_ok()
+        let written = self.written;
+        let in_file = written.saturating_sub(at).min(into.len() as u64) as usize;
+        let (from_file, gathered) = into.split_at_mut(in_file);
+        if !from_file.is_empty() && self.file.read_exact_at(from_file, at).is_err() {
+            return false;
+        }
+        if gathered.is_empty() {
+            return true;
+        }
+        let start = (at + in_file as u64).saturating_sub(written) as usize;
+        match self.gathered.get(start..start + gathered.len()) {
+            Some(bytes) => {
+                gathered.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -139,6 +192,68 @@ pub mod as_bytes {
                 v.push(b);
             }
             Ok(v)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::xorshift;
+
+    /// Pieces of every size around the gathering size, read back whole and in parts (across the
+    /// line between file and memory), against a copy kept in memory.
+    #[test]
+    fn reads_give_what_was_put_wherever_it_is() {
+        let mut next = xorshift(7);
+        let mut below = |n: usize| (next() % n.max(1) as u64) as usize;
+        let mut spill = Spill::new().unwrap();
+        let mut all = Vec::new();
+        let mut pieces = Vec::new();
+        for i in 0..400 {
+            let len = match i % 4 {
+                0 => below(64),
+                1 => below(4096),
+                2 => GATHER - 8 + below(16),
+                _ => below(3 * GATHER),
+            };
+            let bytes: Vec<u8> = (0..len).map(|_| below(256) as u8).collect();
+            let at = spill.put(&bytes).unwrap();
+            assert_eq!(at.at(), all.len() as u64);
+            all.extend_from_slice(&bytes);
+            pieces.push((at, bytes));
+            let (at, bytes) = &pieces[below(pieces.len())];
+            assert_eq!(spill.get(*at).as_ref(), Some(bytes));
+            let start = below(all.len() + 1);
+            let end = start + below(all.len() - start + 1);
+            let mut part = vec![0; end - start];
+            assert!(spill.read(start as u64, &mut part));
+            assert!(
+                part == all[start..end],
+                "bytes {start}..{end} of {}",
+                all.len()
+            );
+        }
+        let mut past = [0; 2];
+        assert!(!spill.read(all.len() as u64 - 1, &mut past));
+    }
+
+    /// What was put before a write failed stays readable, in the file or gathered.
+    #[test]
+    fn a_failed_write_keeps_what_was_put() {
+        let mut spill = Spill::new().unwrap();
+        let first = spill.put(&[1; 1000]).unwrap();
+        spill.fill();
+        let mut gathered = Vec::new();
+        let mut n = 0u8;
+        while let Some(at) = spill.put(&[n; 1000]) {
+            gathered.push((at, n));
+            n = n.wrapping_add(1);
+        }
+        assert!(!gathered.is_empty() && !spill.takes_more());
+        assert_eq!(spill.get(first), Some(vec![1; 1000]));
+        for (at, n) in gathered {
+            assert_eq!(spill.get(at), Some(vec![n; 1000]));
         }
     }
 }
