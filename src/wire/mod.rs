@@ -151,6 +151,8 @@ fn plain_tcp(
     })
 }
 
+/// Everything but the common case, out of line: inlined, its frame was set up for every packet.
+#[inline(never)]
 fn decode_sliced<'a>(packet: &Packet<'a>) -> Result<Segment<'a>, Skip> {
     let data = packet.data;
     let sliced = match packet.link {
