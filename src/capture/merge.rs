@@ -61,10 +61,19 @@ impl Merged {
     }
 
     /// The packet with the earliest timestamp among all inputs; ties keep the order of the inputs.
+    /// One input, the common case, is read straight through, inlined where packets are read: the
+    /// call was ~20 instructions a packet (callgrind).
+    #[inline]
     pub fn next_packet(&mut self) -> Option<Packet<'_>> {
         if self.readers.len() == 1 {
-            return self.readers[0].next_packet();
+            return self.readers.first_mut()?.next_packet();
         }
+        self.next_merged()
+    }
+
+    /// [`next_packet`](Self::next_packet) over several inputs.
+    #[inline(never)]
+    fn next_merged(&mut self) -> Option<Packet<'_>> {
         if !self.primed {
             for i in 0..self.readers.len() {
                 self.advance(i);
