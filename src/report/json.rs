@@ -233,6 +233,56 @@ impl<'v> Out<'v> {
         self.put(&bytes[run..]);
     }
 
+    /// `v` (finite) as serde_json writes it: from exact arithmetic where [`Decimal::of`] can
+    /// tell, else by zmij through serde_json.
+    #[inline]
+    fn put_f64(&mut self, v: f64) {
+        match Decimal::of(v) {
+            Some(d) => self.put_decimal(d),
+            None => self.put_f64_zmij(v),
+        }
+    }
+
+    /// [`Out::put_f64`] for the floats [`Decimal::of`] leaves: kept apart, so that the common
+    /// case does not save the registers of a call.
+    #[cold]
+    #[inline(never)]
+    fn put_f64_zmij(&mut self, v: f64) {
+        // Writing to `Out` does not fail.
+        let _ = CompactFormatter.write_f64(self, v);
+    }
+
+    /// `d` written eight digits at a time into room for the longest, its fraction's trailing
+    /// zeros cut off by the length kept.
+    #[inline]
+    fn put_decimal(&mut self, d: Decimal) {
+        let room = self.room(40);
+        room[0] = b'-';
+        let mut at = usize::from(d.negative);
+        at += put_whole(&mut room[at..], d.whole);
+        room[at] = b'.';
+        at += 1;
+        at += if d.places == 0 {
+            room[at] = b'0';
+            1
+        } else if d.places <= 8 {
+            let digits = digits8(d.frac * POW10[8 - d.places]);
+            room[at..at + 8].copy_from_slice(&(digits + ZEROS).to_be_bytes());
+            8 - trailing_zero_digits(digits)
+        } else {
+            let all = d.frac * POW10[16 - d.places];
+            let (high, low) = (digits8(all / POW10[8]), digits8(all % POW10[8]));
+            room[at..at + 8].copy_from_slice(&(high + ZEROS).to_be_bytes());
+            room[at + 8..at + 16].copy_from_slice(&(low + ZEROS).to_be_bytes());
+            if low == 0 {
+                8 - trailing_zero_digits(high)
+            } else {
+                16 - trailing_zero_digits(low)
+            }
+        };
+        self.len += at;
+    }
+
     /// What `value` displays, as a JSON string escaped piece by piece as it is written.
     fn put_display<T: ?Sized + Display>(&mut self, value: &T) -> Result<(), Error> {
         struct Escaping<'a, 'v>(&'a mut Out<'v>);
@@ -424,6 +474,228 @@ fn plain_short(s: &[u8]) -> bool {
     }
 }
 
+/// A finite `f64` as serde_json writes it, found with exact integer arithmetic: `-` if
+/// `negative`, `whole`, a point, then the `places` digits of `frac` without their trailing
+/// zeros (a `0` when `places` is 0).
+///
+/// serde_json writes a float with zmij: the shortest decimal that reads back as the float, the
+/// one nearest to it among those as short, with a point from 1e-5 up to 1e16 and an exponent
+/// beyond. The report's floats are timestamps with microseconds and durations rounded to
+/// milliseconds, and for them that decimal is had from the float's bits with a multiplication
+/// or two: [`Decimal::of`] finds it where that can be proven, and says `None` where it cannot
+/// (the float is then written by zmij through serde_json, as before).
+///
+/// A float v = m·2^-s (m of 53 bits) stands for every real nearer to it than to its neighbours:
+/// the interval of half a unit (2^-s) on either side. The finest decimal grid coarser than that
+/// unit, 10^-k with 10^k < 2^s ≤ 10^(k+1), has at most one point in it, and a decimal with
+/// fewer digits lies on a coarser grid, so on this one (zmij's own argument, from Schubfach):
+/// - a point of the 10^-k grid, or of any coarser one, inside the interval is the only one of
+///   the 10^-k grid, and without its trailing zeros it is the shortest decimal;
+/// - failing that, the shortest decimals have k+1 places (that grid is finer than the unit, so
+///   it has points inside), and the one nearest to v is written.
+///
+/// No decimal of at most s places is on an end of the interval, (2m ± 1)·2^-(s+1): n·10^-j
+/// with j ≤ s equal to it would make n·2^(s+1-j), an even number, equal to (2m ± 1)·5^j, an
+/// odd one. So how a reader rounds ties never matters here, and the grids above (k + 1 ≤ s)
+/// need no check at the ends.
+///
+/// Left to zmij: a tie between the two nearest points of the finer grid, a power of two (its
+/// interval is narrower below), floats from 2^53 up (shorter decimals end in zeros before the
+/// point, and from 1e16 have an exponent) or below 2^-10 (so that products fit a `u128`; and
+/// nothing here is below 1e-5, where exponents start), subnormals, and more than 16 places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Decimal {
+    negative: bool,
+    whole: u64,
+    frac: u64,
+    places: usize,
+}
+
+/// 10^k for every k a `u64` holds.
+const POW10: [u64; 20] = {
+    let mut table = [1; 20];
+    let mut k = 1;
+    while k < 20 {
+        table[k] = table[k - 1] * 10;
+        k += 1;
+    }
+    table
+};
+
+/// The most fractional bits handled: a fraction (below 2^62) times 10^19 fits a `u128`.
+const MAX_FRACTION_BITS: u32 = 62;
+
+/// By number of fractional bits s: the largest k with 10^k < 2^s.
+const COARSE_PLACES: [u8; MAX_FRACTION_BITS as usize + 1] = {
+    let mut table = [0; MAX_FRACTION_BITS as usize + 1];
+    let mut s = 1;
+    while s <= MAX_FRACTION_BITS as usize {
+        let mut k = 0;
+        while POW10[k + 1] < 1 << s {
+            k += 1;
+        }
+        table[s] = k as u8;
+        s += 1;
+    }
+    table
+};
+
+/// Fractional bits from which a float is first tried with three places: below 2^13 are the
+/// durations, rates and round-trip times, milliseconds or coarser, whose 10^-k grid is much
+/// finer (12 places and more) and would leave many zeros to cut.
+const THREE_PLACES_FROM: u32 = 40;
+
+impl Decimal {
+    /// The decimal serde_json writes for `v`, when exact arithmetic can tell (see [`Decimal`]).
+    #[inline]
+    fn of(v: f64) -> Option<Decimal> {
+        let bits = v.to_bits();
+        let negative = bits >> 63 == 1;
+        let biased = (bits >> 52) as i32 & 0x7ff;
+        let stored = bits & ((1 << 52) - 1);
+        let decimal = |whole, frac, places| {
+            Some(Decimal {
+                negative,
+                whole,
+                frac,
+                places,
+            })
+        };
+        if biased == 0 {
+            // ±0.0; subnormals are left to zmij.
+            return if stored == 0 { decimal(0, 0, 0) } else { None };
+        }
+        // |v| = m·2^-s exactly.
+        let m = stored | 1 << 52;
+        let s = 1075 - biased;
+        if s <= 0 {
+            return if s == 0 { decimal(m, 0, 0) } else { None };
+        }
+        if s > MAX_FRACTION_BITS as i32 {
+            return None;
+        }
+        let s = s as u32;
+        let mask = (1 << s) - 1;
+        let whole = m >> s;
+        let rest = m & mask;
+        if rest == 0 {
+            return decimal(whole, 0, 0);
+        }
+        if stored == 0 {
+            return None;
+        }
+        // The point of the 10^-places grid just below v·10^places, q, and the distance r from it,
+        // in units of 2^-s/10^places: twice the distance from v to q/10^places is 2r, to
+        // (q+1)/10^places it is 2(2^s - r), and the interval is 10^places wide.
+        let split = |places: usize| {
+            let scaled = u128::from(rest) * u128::from(POW10[places]);
+            ((scaled >> s) as u64, scaled as u64 & mask)
+        };
+        if s >= THREE_PLACES_FROM {
+            let (q, r) = split(3);
+            if 2 * r < 1000 {
+                return decimal(whole, q, 3);
+            }
+            if (2 << s) - 2 * r < 1000 && q + 1 < 1000 {
+                return decimal(whole, q + 1, 3);
+            }
+        }
+        let places = usize::from(COARSE_PLACES[s as usize]);
+        let unit = POW10[places];
+        let (q, r) = split(places);
+        let (frac, places) = if 2 * r < unit {
+            (q, places)
+        } else if (2 << s) - 2 * r < unit {
+            (q + 1, places)
+        } else {
+            // The next grid: the point nearest to v.
+            let places = places + 1;
+            let (q, r) = split(places);
+            let frac = match r.cmp(&(1 << (s - 1))) {
+                std::cmp::Ordering::Less => q,
+                std::cmp::Ordering::Greater => q + 1,
+                std::cmp::Ordering::Equal => return None,
+            };
+            (frac, places)
+        };
+        // A fraction of 10^places would make v a whole number, which it is not: kept as a guard.
+        if places > 16 || frac >= POW10[places] {
+            return None;
+        }
+        decimal(whole, frac, places)
+    }
+}
+
+/// Eight `'0'`s.
+const ZEROS: u64 = ONES * b'0' as u64;
+
+/// The eight decimal digits of `n` (below 10^8) as bytes 0 to 9, the first digit in the top
+/// byte: the quotient and remainder by 10^4 into the two halves, then by 100 and by 10 in
+/// every half at once, each a multiplication by a reciprocal (Xiang JunBo's, as zmij does).
+#[inline(always)]
+fn digits8(n: u64) -> u64 {
+    const DIV10K_SIG: u64 = (1 << 40) / 10_000 + 1;
+    const DIV100_SIG: u64 = (1 << 19) / 100 + 1;
+    const DIV10_SIG: u64 = (1 << 10) / 10 + 1;
+    let abcd_efgh = n + ((1 << 32) - 10_000) * ((n * DIV10K_SIG) >> 40);
+    let ab_cd_ef_gh =
+        abcd_efgh + ((1 << 16) - 100) * (((abcd_efgh * DIV100_SIG) >> 19) & 0x7f_0000_007f);
+    ab_cd_ef_gh + ((1 << 8) - 10) * (((ab_cd_ef_gh * DIV10_SIG) >> 10) & 0x000f_000f_000f_000f)
+}
+
+/// How many of the last digits of [`digits8`]'s result are zeros (8 for 0).
+#[inline(always)]
+fn trailing_zero_digits(digits: u64) -> usize {
+    (digits.trailing_zeros() / 8) as usize
+}
+
+/// The two digits of every number below 100.
+const DIGITS2: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
+
+/// Writes `n` (below 10^16) in decimal at the start of `to` (at least 16 bytes, of which the
+/// bytes past the number may be overwritten); returns the length of the number.
+#[inline(always)]
+fn put_whole(to: &mut [u8], n: u64) -> usize {
+    if n < 10 {
+        to[0] = b'0' + n as u8;
+        return 1;
+    }
+    if n < POW10[8] {
+        return put_leading(to, n);
+    }
+    let high = n / POW10[8];
+    let len = if high < 10 {
+        to[0] = b'0' + high as u8;
+        1
+    } else if high < 100 {
+        // Timestamps: ten digits.
+        to[..2].copy_from_slice(&DIGITS2[high as usize]);
+        2
+    } else {
+        put_leading(to, high)
+    };
+    to[len..len + 8].copy_from_slice(&(digits8(n % POW10[8]) + ZEROS).to_be_bytes());
+    len + 8
+}
+
+/// Writes `n` (from 1 to 10^8 - 1) without leading zeros at the start of `to`, eight bytes
+/// in all; returns the length of the number.
+#[inline(always)]
+fn put_leading(to: &mut [u8], n: u64) -> usize {
+    let digits = digits8(n);
+    let zeros = (digits.leading_zeros() / 8) as usize;
+    to[..8].copy_from_slice(&((digits + ZEROS) << (8 * zeros)).to_be_bytes());
+    8 - zeros
+}
+
 /// The serialiser: values written to an [`Out`].
 struct Serializer<'a, 'v> {
     out: &'a mut Out<'v>,
@@ -556,7 +828,8 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         if !v.is_finite() {
             return self.serialize_unit();
         }
-        Ok(CompactFormatter.write_f64(self.out, v)?)
+        self.out.put_f64(v);
+        Ok(())
     }
 
     fn serialize_char(self, v: char) -> Result<(), Error> {
@@ -1128,6 +1401,102 @@ mod tests {
         ] {
             same(&x);
         }
+    }
+
+    #[test]
+    fn eight_digits_at_a_time_are_the_decimal_digits() {
+        let check = |n: u64| {
+            let text = format!("{n:08}");
+            let digits = digits8(n);
+            assert_eq!((digits + ZEROS).to_be_bytes(), text.as_bytes(), "{n}");
+            let zeros = text.bytes().rev().take_while(|&b| b == b'0').count();
+            assert_eq!(trailing_zero_digits(digits), zeros, "{n}");
+            if n > 0 {
+                let mut to = [0; 8];
+                let len = put_leading(&mut to, n);
+                assert_eq!(&to[..len], n.to_string().as_bytes(), "{n}");
+            }
+        };
+        for n in (0..200_000).chain((0..100_000_000).step_by(9973)) {
+            check(n);
+        }
+        let mut next = crate::testing::xorshift(0xd161_7500_0000_0008);
+        for _ in 0..200_000 {
+            check(next() % 100_000_000);
+        }
+        for place in POW10.iter().take(9) {
+            for n in [place - 1, *place, place + 1, place * 5, place * 9 + 1] {
+                check(n % 100_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn whole_parts_are_written_as_display_writes_them() {
+        let mut next = crate::testing::xorshift(0x0077_6801_e000_0016);
+        let edges = POW10[..16]
+            .iter()
+            .flat_map(|&p| [p - 1, p, p + 1, p * 2 - 1])
+            .chain([0, 1 << 52, (1 << 53) - 1, 1_704_067_200, 99_999_999_999_999]);
+        let random = (0..100_000).map(|_| next() % POW10[16 - (next() % 16) as usize]);
+        for n in edges.chain(random).filter(|&n| n < POW10[16]) {
+            let mut to = [0; 24];
+            let len = put_whole(&mut to, n);
+            assert_eq!(&to[..len], n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    /// The floats a report has: for them [`Decimal::of`] answers, and what is written is what
+    /// serde_json writes (were it to leave them to zmij, the comparisons with serde_json would
+    /// only try zmij against itself).
+    #[test]
+    fn report_floats_are_written_from_exact_arithmetic() {
+        use crate::capture::Ts;
+        let mut next = crate::testing::xorshift(0x7265_706f_7274_0001);
+        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+        let (mut exact, mut all) = (0, 0);
+        for _ in 0..100_000 {
+            // Microsecond and millisecond captures, 2001 to 2033.
+            let us = 1_000_000_000_000_000 + (next() % 1_000_000_000_000_000) as i64;
+            let ts = Ts(us / 1000 * 1000);
+            let ms = Ts(us / 1_000_000 * 1_000_000);
+            let later = Ts(ts.0 + (next() % 400_000_000_000) as i64 / 1000 * 1000);
+            for v in [
+                ts.as_secs_f64(),
+                ms.as_secs_f64(),
+                round3(later.secs_since(ts)),
+                ((later.as_secs_f64() - ts.as_secs_f64()) * 1e6).round() / 1e3,
+                (next() % 100) as f64 / 100.0,
+            ] {
+                all += 1;
+                if Decimal::of(v).is_some() {
+                    exact += 1;
+                }
+                same(&v);
+            }
+        }
+        // What is left: powers of two (0.5, 0.25, ...), and durations under a millisecond.
+        assert!(exact * 100 >= all * 99, "{exact} of {all}");
+    }
+
+    #[test]
+    fn what_exact_arithmetic_cannot_decide_is_left_to_zmij() {
+        for v in [
+            0.5,
+            0.25,
+            2f64.powi(-9),
+            1e-5,
+            3e-4,
+            5e-324,
+            1e16,
+            2f64.powi(53),
+            1e300,
+        ] {
+            assert_eq!(Decimal::of(v), None, "{v:e}");
+            same(&v);
+        }
+        // 0.30000000000000004: 17 places.
+        assert_eq!(Decimal::of(0.1 + 0.2), None);
     }
 
     #[test]
