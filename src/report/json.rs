@@ -22,15 +22,35 @@ use std::io;
 
 /// Appends the JSON text of `value` to `out`. On error, the text written up to it stays.
 pub fn to_vec_into<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    NAMES.with(|names| match names.try_borrow_mut() {
-        Ok(mut names) => value.serialize(Serializer {
-            out: &mut Out::new(out, &mut names),
-        }),
-        // Called from a `Serialize` implementation while the table is in use: one for this value.
-        Err(_) => value.serialize(Serializer {
-            out: &mut Out::new(out, &mut Names::new()),
-        }),
+    KEPT.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut kept) => {
+            let Kept { room, names } = &mut *kept;
+            let written = write(out, value, room, names);
+            if room.len() > KEPT_ROOM {
+                *room = Vec::new();
+            }
+            written
+        }
+        // Called from a `Serialize` implementation while they are in use: new ones for this value.
+        Err(_) => write(out, value, &mut Vec::new(), &mut Names::new()),
     })
+}
+
+/// `value` written into `room`, then appended to `out`.
+fn write<T: ?Sized + Serialize>(
+    out: &mut Vec<u8>,
+    value: &T,
+    room: &mut Vec<u8>,
+    names: &mut Names,
+) -> Result<(), Error> {
+    let mut text = Out {
+        buf: room,
+        len: 0,
+        names,
+    };
+    let written = value.serialize(Serializer { out: &mut text });
+    out.extend_from_slice(&text.buf[..text.len]);
+    written
 }
 
 /// The JSON text of `value`.
@@ -88,36 +108,44 @@ fn float_key_must_be_finite() -> Error {
     Error("float key must be finite".into())
 }
 
-/// The text being written: `buf[..len]`. Beyond `len`, `buf` holds zeroed room to write into,
-/// made as needed (twice as much each time) and cut off when the value is written (on drop).
-/// Writing into room already there is a bounds check and a store; `Vec::push` and
-/// `extend_from_slice` check the capacity and update the length at each write, and call `memcpy`
-/// for every string, which cost more than the bytes copied for the short strings JSON members
-/// are made of.
+/// The text being written: `buf[..len]`. Beyond `len`, `buf` holds room to write into, made as
+/// needed (twice as much each time) and kept from value to value ([`Kept`]), and the text is
+/// copied out whole when written. Writing into room already there is a bounds check and a store;
+/// `Vec::push` and `extend_from_slice` check the capacity and update the length at each write,
+/// and call `memcpy` for every string, which cost more than the bytes copied for the short
+/// strings JSON members are made of.
 struct Out<'v> {
     buf: &'v mut Vec<u8>,
     len: usize,
-    /// Where this value's text starts in `buf`.
-    start: usize,
     names: &'v mut Names,
 }
 
 /// The least room made at once.
 const ROOM: usize = 256;
 
-impl<'v> Out<'v> {
-    fn new(buf: &'v mut Vec<u8>, names: &'v mut Names) -> Out<'v> {
-        let len = buf.len();
-        Out {
-            buf,
-            len,
-            start: len,
-            names,
-        }
-    }
+/// Room kept between values up to this size; a larger one (a connection of many thousand
+/// events) is given back.
+const KEPT_ROOM: usize = 1 << 20;
 
+/// What is kept between the values a thread writes: the room to write in, made (and zeroed)
+/// once rather than for every connection in the caller's buffer, and the member names known.
+struct Kept {
+    room: Vec<u8>,
+    names: Names,
+}
+
+thread_local! {
+    static KEPT: RefCell<Kept> = const {
+        RefCell::new(Kept {
+            room: Vec::new(),
+            names: Names::new(),
+        })
+    };
+}
+
+impl Out<'_> {
     /// The next `n` bytes, to write into; [`Out::len`] is moved past what is kept of them.
-    #[inline]
+    #[inline(always)]
     fn room(&mut self, n: usize) -> &mut [u8] {
         if self.buf.len() - self.len < n {
             self.grow(n);
@@ -128,11 +156,11 @@ impl<'v> Out<'v> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, n: usize) {
-        let made = self.buf.len() - self.start;
+        let made = self.buf.len();
         self.buf.resize(self.len + n.max(made).max(ROOM), 0);
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         let n = bytes.len();
         copy(self.room(n), bytes);
@@ -233,6 +261,52 @@ impl<'v> Out<'v> {
         self.put(&bytes[run..]);
     }
 
+    /// `true` or `false`, in one store.
+    #[inline(always)]
+    fn put_bool(&mut self, v: bool) {
+        let (text, len) = if v {
+            (*b"true    ", 4)
+        } else {
+            (*b"false   ", 5)
+        };
+        self.room(8).copy_from_slice(&text);
+        self.len += len;
+    }
+
+    #[inline(always)]
+    fn put_null(&mut self) {
+        self.room(4).copy_from_slice(b"null");
+        self.len += 4;
+    }
+
+    /// `n` in decimal: below 100, as nearly every count in a report is, from a table.
+    #[inline(always)]
+    fn put_u64(&mut self, n: u64) {
+        if n >= 100 {
+            self.put_u64_long(n);
+            return;
+        }
+        let digits = DIGITS2[n as usize];
+        let one = usize::from(n < 10);
+        let room = self.room(2);
+        // A single digit is written twice, the second time past the end.
+        room[0] = digits[one];
+        room[1] = digits[1];
+        self.len += 2 - one;
+    }
+
+    /// [`Out::put_u64`] from 100 up.
+    #[inline(never)]
+    fn put_u64_long(&mut self, n: u64) {
+        if n < POW10[16] {
+            let len = put_whole(self.room(16), n);
+            self.len += len;
+        } else {
+            // Writing to `Out` does not fail.
+            let _ = CompactFormatter.write_u64(self, n);
+        }
+    }
+
     /// `v` (finite) as serde_json writes it: from exact arithmetic where [`Decimal::of`] can
     /// tell, else by zmij through serde_json.
     #[inline]
@@ -300,13 +374,6 @@ impl<'v> Out<'v> {
     }
 }
 
-/// Cuts the room off: the text written is what `buf` holds.
-impl Drop for Out<'_> {
-    fn drop(&mut self) {
-        self.buf.truncate(self.len);
-    }
-}
-
 /// For serde_json's [`Formatter`], which writes numbers.
 impl io::Write for Out<'_> {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
@@ -332,11 +399,6 @@ impl io::Write for Out<'_> {
 /// a name that finds both taken is checked each time (evicting would have names take turns).
 struct Names {
     buckets: [[(usize, usize); 2]; 512],
-}
-
-thread_local! {
-    /// Kept between values: the names of a connection are the names of the one before.
-    static NAMES: RefCell<Names> = const { RefCell::new(Names::new()) };
 }
 
 impl Names {
@@ -772,8 +834,10 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
     type SerializeStruct = Compound<'a, 'v>;
     type SerializeStructVariant = Compound<'a, 'v>;
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        Ok(CompactFormatter.write_bool(self.out, v)?)
+        self.out.put_bool(v);
+        Ok(())
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
@@ -796,20 +860,28 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         Ok(CompactFormatter.write_i128(self.out, v)?)
     }
 
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u8(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u16(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u32(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u64(self.out, v)?)
+        self.out.put_u64(v);
+        Ok(())
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
@@ -836,6 +908,7 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
 
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         self.out.put_str(v);
         Ok(())
@@ -845,6 +918,7 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         Ok(CompactFormatter.write_byte_array(self.out, v)?)
     }
 
+    #[inline(always)]
     fn serialize_none(self) -> Result<(), Error> {
         self.serialize_unit()
     }
@@ -853,8 +927,10 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         value.serialize(self)
     }
 
+    #[inline(always)]
     fn serialize_unit(self) -> Result<(), Error> {
-        Ok(CompactFormatter.write_null(self.out)?)
+        self.out.put_null();
+        Ok(())
     }
 
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
@@ -1776,6 +1852,29 @@ mod tests {
             to_vec(&Shown).unwrap(),
             serde_json::to_vec(&Pieces.to_string()).unwrap()
         );
+    }
+
+    /// Serialises, as its text, what this writer writes for its inner value: a call made while
+    /// the room kept for the thread is in use.
+    #[derive(Debug)]
+    struct Nested(Vec<u32>);
+
+    impl Serialize for Nested {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let inner = to_vec(&self.0).map_err(ser::Error::custom)?;
+            s.serialize_str(&String::from_utf8_lossy(&inner))
+        }
+    }
+
+    #[test]
+    fn values_written_while_another_is_and_after_a_large_one() {
+        let nested = [Nested(vec![1, 22, 333]), Nested(vec![])];
+        assert_eq!(to_vec(&nested).unwrap(), br#"["[1,22,333]","[]"]"#);
+        // Larger than the room kept between values, then small again.
+        let large = vec!["x".repeat(1000); 2000];
+        same(&large);
+        same(&[1u8, 2]);
+        same(&large[..3]);
     }
 
     #[test]
