@@ -5,14 +5,15 @@
 //! quarter of the instructions of an `analyze --format json` run: each of a connection's hundred
 //! or so member names went through its escape loop a byte at a time and through several writes.
 //! Here a string that needs no escaping (nearly every value) is checked eight bytes at a time and
-//! copied whole, into room made beforehand ([`Out`]); a member name, a `&'static str`, is checked
-//! once per run ([`Names`]); and the writing of a member is inlined into the `Serialize`
-//! implementations. Connections cost less than half of what they did (Ir, bench capture).
+//! copied whole, into room made beforehand and kept by the thread ([`Out`]); the writing of a
+//! member is inlined into the `Serialize` implementations, where its name is a constant that is
+//! checked when compiled; small integers come from a table, and floats from exact integer
+//! arithmetic where it provably gives zmij's digits ([`Decimal`]).
 //!
 //! The contract is `serde_json::to_writer`'s compact output (serde_json 1.0): the same shapes for
-//! every part of serde's data model, the same escapes, and numbers written by serde_json's own
-//! [`CompactFormatter`], so that they cannot differ. The tests here, in tests/properties.rs and in
-//! tests/json_writer.rs hold it to that, with serde_json as the oracle.
+//! every part of serde's data model, the same escapes, and the same numbers: those not written
+//! here are written by serde_json's own [`CompactFormatter`]. The tests here, in
+//! tests/properties.rs and in tests/json_writer.rs hold it to that, with serde_json as the oracle.
 
 use serde::ser::{self, Impossible, Serialize};
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -22,17 +23,16 @@ use std::io;
 
 /// Appends the JSON text of `value` to `out`. On error, the text written up to it stays.
 pub fn to_vec_into<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    KEPT.with(|kept| match kept.try_borrow_mut() {
-        Ok(mut kept) => {
-            let Kept { room, names } = &mut *kept;
-            let written = write(out, value, room, names);
+    ROOM_KEPT.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut room) => {
+            let written = write(out, value, &mut room);
             if room.len() > KEPT_ROOM {
                 *room = Vec::new();
             }
             written
         }
-        // Called from a `Serialize` implementation while they are in use: new ones for this value.
-        Err(_) => write(out, value, &mut Vec::new(), &mut Names::new()),
+        // Called from a `Serialize` implementation while it is in use: new room for this value.
+        Err(_) => write(out, value, &mut Vec::new()),
     })
 }
 
@@ -41,13 +41,8 @@ fn write<T: ?Sized + Serialize>(
     out: &mut Vec<u8>,
     value: &T,
     room: &mut Vec<u8>,
-    names: &mut Names,
 ) -> Result<(), Error> {
-    let mut text = Out {
-        buf: room,
-        len: 0,
-        names,
-    };
+    let mut text = Out { buf: room, len: 0 };
     let written = value.serialize(Serializer { out: &mut text });
     out.extend_from_slice(&text.buf[..text.len]);
     written
@@ -109,7 +104,7 @@ fn float_key_must_be_finite() -> Error {
 }
 
 /// The text being written: `buf[..len]`. Beyond `len`, `buf` holds room to write into, made as
-/// needed (twice as much each time) and kept from value to value ([`Kept`]), and the text is
+/// needed (twice as much each time) and kept from value to value ([`ROOM_KEPT`]), and the text is
 /// copied out whole when written. Writing into room already there is a bounds check and a store;
 /// `Vec::push` and `extend_from_slice` check the capacity and update the length at each write,
 /// and call `memcpy` for every string, which cost more than the bytes copied for the short
@@ -117,7 +112,6 @@ fn float_key_must_be_finite() -> Error {
 struct Out<'v> {
     buf: &'v mut Vec<u8>,
     len: usize,
-    names: &'v mut Names,
 }
 
 /// The least room made at once.
@@ -127,20 +121,10 @@ const ROOM: usize = 256;
 /// events) is given back.
 const KEPT_ROOM: usize = 1 << 20;
 
-/// What is kept between the values a thread writes: the room to write in, made (and zeroed)
-/// once rather than for every connection in the caller's buffer, and the member names known.
-struct Kept {
-    room: Vec<u8>,
-    names: Names,
-}
-
 thread_local! {
-    static KEPT: RefCell<Kept> = const {
-        RefCell::new(Kept {
-            room: Vec::new(),
-            names: Names::new(),
-        })
-    };
+    /// The room a thread writes its values in, made (and zeroed) once rather than for every
+    /// connection in the caller's buffer.
+    static ROOM_KEPT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Out<'_> {
@@ -203,11 +187,13 @@ impl Out<'_> {
     }
 
     /// `"name":` with the comma before it unless it is the first member: what every member of
-    /// every connection starts with. Names seen before are known to need no escaping.
+    /// every connection starts with. A member name is a literal of a `Serialize` implementation,
+    /// and this is inlined where it is written: the check that it needs no escaping is made on
+    /// constant bytes, and done when compiled.
     #[inline(always)]
     fn put_member(&mut self, first: bool, name: &'static str) {
-        if !self.names.known(name) {
-            self.put_new_member(first, name);
+        if !plain(name.as_bytes()) {
+            self.put_escaped_member(first, name);
             return;
         }
         let n = name.len();
@@ -222,15 +208,12 @@ impl Out<'_> {
         self.len += comma + n + 3;
     }
 
-    /// [`Out::put_member`] for a name not known yet.
+    /// [`Out::put_member`] for a name with a byte to escape.
     #[cold]
     #[inline(never)]
-    fn put_new_member(&mut self, first: bool, name: &'static str) {
+    fn put_escaped_member(&mut self, first: bool, name: &'static str) {
         if !first {
             self.put(b",");
-        }
-        if plain(name.as_bytes()) {
-            self.names.learn(name);
         }
         self.put_str(name);
         self.put(b":");
@@ -392,45 +375,6 @@ impl io::Write for Out<'_> {
     }
 }
 
-/// Member names known to need no escaping, by address and length. A member name is a
-/// `&'static str`, the same text for the whole run: checked once, it is known by where it is,
-/// which is cheaper than checking it again at each of the millions of members written.
-/// Two places for each hash of an address, and a place taken is kept: with some hundred names,
-/// a name that finds both taken is checked each time (evicting would have names take turns).
-struct Names {
-    buckets: [[(usize, usize); 2]; 512],
-}
-
-impl Names {
-    const fn new() -> Names {
-        Names {
-            buckets: [[(0, 0); 2]; 512],
-        }
-    }
-
-    fn bucket(name: &'static str) -> usize {
-        // Fibonacci hashing of the address: the top nine bits of the product.
-        ((name.as_ptr() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize
-    }
-
-    /// Whether `name` is known to need no escaping.
-    #[inline(always)]
-    fn known(&self, name: &'static str) -> bool {
-        let key = (name.as_ptr() as usize, name.len());
-        let [a, b] = self.buckets[Names::bucket(name)];
-        a == key || b == key
-    }
-
-    /// `name` needs no escaping: known from now on if there is a free place for it.
-    fn learn(&mut self, name: &'static str) {
-        let key = (name.as_ptr() as usize, name.len());
-        let bucket = &mut self.buckets[Names::bucket(name)];
-        if let Some(free) = bucket.iter_mut().find(|place| **place == (0, 0)) {
-            *free = key;
-        }
-    }
-}
-
 /// Copies `from` to the start of `to`, a string of up to 16 bytes with two stores that may
 /// overlap rather than a call to `memcpy`.
 #[inline(always)]
@@ -492,7 +436,7 @@ const fn special(x: u64) -> u64 {
 
 /// True when no byte of `s` needs escaping, checked eight bytes at a time; the tail is checked
 /// again with the bytes before it (a test, so overlap is harmless).
-#[inline]
+#[inline(always)]
 fn plain(s: &[u8]) -> bool {
     if s.len() <= 16 {
         return plain_short(s);
