@@ -236,6 +236,103 @@ fn json_writer_writes_what_serde_json_writes_for_any_number() {
     }
 }
 
+/// Floats written by report/json.rs and by serde_json, through buffers kept between cases (a
+/// few million cases, so without the allocations of [`same_json`]).
+struct Floats {
+    want: Vec<u8>,
+    got: Vec<u8>,
+    cases: usize,
+}
+
+impl Floats {
+    fn check(&mut self, x: f64) {
+        for x in [x, -x] {
+            self.want.clear();
+            self.got.clear();
+            serde_json::to_writer(&mut self.want, &x).expect("serde_json serialises it");
+            json::to_vec_into(&mut self.got, &x).expect("serialises");
+            assert!(
+                self.got == self.want,
+                "{x:e} ({:#018x})\n  got  {}\n  want {}",
+                x.to_bits(),
+                String::from_utf8_lossy(&self.got),
+                String::from_utf8_lossy(&self.want)
+            );
+            self.cases += 1;
+        }
+    }
+}
+
+/// report/json.rs writes most floats from exact integer arithmetic rather than with zmij, and
+/// must write what zmij writes: the report's kinds of floats at every resolution and
+/// magnitude, every float of windows around the hard places (whole numbers, powers of two and
+/// of ten, short decimals), floats with few significant bits (exact halves and quarters of
+/// decimal steps, ties), and any bit pattern.
+#[test]
+fn json_writer_writes_floats_as_serde_json_does_for_report_and_adversarial_values() {
+    let mut rng = Rng(0x666c_6f61_7473);
+    let mut f = Floats {
+        want: Vec::new(),
+        got: Vec::new(),
+        cases: 0,
+    };
+    let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    // Capture timestamps as the report makes them (Ts::as_secs_f64), from seconds to
+    // nanoseconds, before 1970 to far ahead, and durations and round-trip times between them.
+    for _ in 0..300_000 {
+        let secs = (rng.next() as i64) >> (24 + rng.below(40));
+        let resolution = 10i64.pow(rng.below(10) as u32);
+        let nanos = rng.below(1_000_000_000) as i64 / resolution * resolution;
+        let ts = Ts::from_parts(secs, nanos);
+        let span = 1 << (10 + rng.below(40));
+        let later = ts.add_ns(rng.below(span) as i64 / resolution * resolution);
+        f.check(ts.as_secs_f64());
+        f.check(round3(later.secs_since(ts)));
+        f.check(((later.as_secs_f64() - ts.as_secs_f64()) * 1e6).round() / 1e3);
+        f.check(rng.below(10_000) as f64 / 100.0);
+    }
+    // Every float of a window: around timestamps, whole numbers, powers of two and of ten.
+    let mut centres: Vec<f64> = vec![1_704_067_200.0, 1_704_067_200.001_557, 0.001, 0.1, 1.0];
+    for e in -12..=54 {
+        centres.push(2f64.powi(e));
+        centres.push(3.0 * 2f64.powi(e));
+    }
+    for e in -6..=17 {
+        centres.push(10f64.powi(e));
+    }
+    for centre in centres {
+        for step in -5_000i64..=5_000 {
+            f.check(f64::from_bits((centre.to_bits() as i64 + step) as u64));
+        }
+    }
+    // Short decimals (few digits, every number of places) and their neighbours.
+    for _ in 0..200_000 {
+        let digits = rng.next() % 10u64.pow(1 + rng.below(16) as u32);
+        let x = digits as f64 / 10f64.powi(rng.below(20) as i32);
+        for step in -2i64..=2 {
+            f.check(f64::from_bits((x.to_bits() as i64 + step).max(0) as u64));
+        }
+    }
+    // Few significant bits: the decimal interval's ends and ties fall on such floats.
+    for _ in 0..200_000 {
+        let exponent = 1023 - 14 + rng.below(70) as u64;
+        let kept = rng.below(24) as u32;
+        let fraction = (rng.next() >> 12) >> (52 - kept) << (52 - kept);
+        f.check(f64::from_bits(exponent << 52 | fraction));
+    }
+    // Any bit pattern, mostly with an exponent in and around the range done exactly.
+    for _ in 0..400_000 {
+        let bits = rng.next();
+        let exponent = if rng.below(4) == 0 {
+            bits >> 52 & 0x7ff
+        } else {
+            1023 - 14 + rng.below(70) as u64
+        };
+        f.check(f64::from_bits(exponent << 52 | bits & ((1 << 52) - 1)));
+    }
+    assert!(f.cases > 4_000_000, "{} cases", f.cases);
+}
+
 /// A JSON tree: the arrays, objects (string keys), numbers, strings and literals serde_json's
 /// `Value` holds, nested a few levels.
 fn any_value(rng: &mut Rng, depth: usize) -> Value {

@@ -5,14 +5,15 @@
 //! quarter of the instructions of an `analyze --format json` run: each of a connection's hundred
 //! or so member names went through its escape loop a byte at a time and through several writes.
 //! Here a string that needs no escaping (nearly every value) is checked eight bytes at a time and
-//! copied whole, into room made beforehand ([`Out`]); a member name, a `&'static str`, is checked
-//! once per run ([`Names`]); and the writing of a member is inlined into the `Serialize`
-//! implementations. Connections cost less than half of what they did (Ir, bench capture).
+//! copied whole, into room made beforehand and kept by the thread ([`Out`]); the writing of a
+//! member is inlined into the `Serialize` implementations, where its name is a constant that is
+//! checked when compiled; small integers come from a table, and floats from exact integer
+//! arithmetic where it provably gives zmij's digits ([`Decimal`]).
 //!
 //! The contract is `serde_json::to_writer`'s compact output (serde_json 1.0): the same shapes for
-//! every part of serde's data model, the same escapes, and numbers written by serde_json's own
-//! [`CompactFormatter`], so that they cannot differ. The tests here, in tests/properties.rs and in
-//! tests/json_writer.rs hold it to that, with serde_json as the oracle.
+//! every part of serde's data model, the same escapes, and the same numbers: those not written
+//! here are written by serde_json's own [`CompactFormatter`]. The tests here, in
+//! tests/properties.rs and in tests/json_writer.rs hold it to that, with serde_json as the oracle.
 
 use serde::ser::{self, Impossible, Serialize};
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -22,15 +23,29 @@ use std::io;
 
 /// Appends the JSON text of `value` to `out`. On error, the text written up to it stays.
 pub fn to_vec_into<T: ?Sized + Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    NAMES.with(|names| match names.try_borrow_mut() {
-        Ok(mut names) => value.serialize(Serializer {
-            out: &mut Out::new(out, &mut names),
-        }),
-        // Called from a `Serialize` implementation while the table is in use: one for this value.
-        Err(_) => value.serialize(Serializer {
-            out: &mut Out::new(out, &mut Names::new()),
-        }),
+    ROOM_KEPT.with(|kept| match kept.try_borrow_mut() {
+        Ok(mut room) => {
+            let written = write(out, value, &mut room);
+            if room.len() > KEPT_ROOM {
+                *room = Vec::new();
+            }
+            written
+        }
+        // Called from a `Serialize` implementation while it is in use: new room for this value.
+        Err(_) => write(out, value, &mut Vec::new()),
     })
+}
+
+/// `value` written into `room`, then appended to `out`.
+fn write<T: ?Sized + Serialize>(
+    out: &mut Vec<u8>,
+    value: &T,
+    room: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let mut text = Out { buf: room, len: 0 };
+    let written = value.serialize(Serializer { out: &mut text });
+    out.extend_from_slice(&text.buf[..text.len]);
+    written
 }
 
 /// The JSON text of `value`.
@@ -88,36 +103,33 @@ fn float_key_must_be_finite() -> Error {
     Error("float key must be finite".into())
 }
 
-/// The text being written: `buf[..len]`. Beyond `len`, `buf` holds zeroed room to write into,
-/// made as needed (twice as much each time) and cut off when the value is written (on drop).
-/// Writing into room already there is a bounds check and a store; `Vec::push` and
-/// `extend_from_slice` check the capacity and update the length at each write, and call `memcpy`
-/// for every string, which cost more than the bytes copied for the short strings JSON members
-/// are made of.
+/// The text being written: `buf[..len]`. Beyond `len`, `buf` holds room to write into, made as
+/// needed (twice as much each time) and kept from value to value ([`ROOM_KEPT`]), and the text is
+/// copied out whole when written. Writing into room already there is a bounds check and a store;
+/// `Vec::push` and `extend_from_slice` check the capacity and update the length at each write,
+/// and call `memcpy` for every string, which cost more than the bytes copied for the short
+/// strings JSON members are made of.
 struct Out<'v> {
     buf: &'v mut Vec<u8>,
     len: usize,
-    /// Where this value's text starts in `buf`.
-    start: usize,
-    names: &'v mut Names,
 }
 
 /// The least room made at once.
 const ROOM: usize = 256;
 
-impl<'v> Out<'v> {
-    fn new(buf: &'v mut Vec<u8>, names: &'v mut Names) -> Out<'v> {
-        let len = buf.len();
-        Out {
-            buf,
-            len,
-            start: len,
-            names,
-        }
-    }
+/// Room kept between values up to this size; a larger one (a connection of many thousand
+/// events) is given back.
+const KEPT_ROOM: usize = 1 << 20;
 
+thread_local! {
+    /// The room a thread writes its values in, made (and zeroed) once rather than for every
+    /// connection in the caller's buffer.
+    static ROOM_KEPT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Out<'_> {
     /// The next `n` bytes, to write into; [`Out::len`] is moved past what is kept of them.
-    #[inline]
+    #[inline(always)]
     fn room(&mut self, n: usize) -> &mut [u8] {
         if self.buf.len() - self.len < n {
             self.grow(n);
@@ -128,11 +140,11 @@ impl<'v> Out<'v> {
     #[cold]
     #[inline(never)]
     fn grow(&mut self, n: usize) {
-        let made = self.buf.len() - self.start;
+        let made = self.buf.len();
         self.buf.resize(self.len + n.max(made).max(ROOM), 0);
     }
 
-    #[inline]
+    #[inline(always)]
     fn put(&mut self, bytes: &[u8]) {
         let n = bytes.len();
         copy(self.room(n), bytes);
@@ -175,11 +187,13 @@ impl<'v> Out<'v> {
     }
 
     /// `"name":` with the comma before it unless it is the first member: what every member of
-    /// every connection starts with. Names seen before are known to need no escaping.
+    /// every connection starts with. A member name is a literal of a `Serialize` implementation,
+    /// and this is inlined where it is written: the check that it needs no escaping is made on
+    /// constant bytes, and done when compiled.
     #[inline(always)]
     fn put_member(&mut self, first: bool, name: &'static str) {
-        if !self.names.known(name) {
-            self.put_new_member(first, name);
+        if !plain(name.as_bytes()) {
+            self.put_escaped_member(first, name);
             return;
         }
         let n = name.len();
@@ -194,15 +208,12 @@ impl<'v> Out<'v> {
         self.len += comma + n + 3;
     }
 
-    /// [`Out::put_member`] for a name not known yet.
+    /// [`Out::put_member`] for a name with a byte to escape.
     #[cold]
     #[inline(never)]
-    fn put_new_member(&mut self, first: bool, name: &'static str) {
+    fn put_escaped_member(&mut self, first: bool, name: &'static str) {
         if !first {
             self.put(b",");
-        }
-        if plain(name.as_bytes()) {
-            self.names.learn(name);
         }
         self.put_str(name);
         self.put(b":");
@@ -233,6 +244,102 @@ impl<'v> Out<'v> {
         self.put(&bytes[run..]);
     }
 
+    /// `true` or `false`, in one store.
+    #[inline(always)]
+    fn put_bool(&mut self, v: bool) {
+        let (text, len) = if v {
+            (*b"true    ", 4)
+        } else {
+            (*b"false   ", 5)
+        };
+        self.room(8).copy_from_slice(&text);
+        self.len += len;
+    }
+
+    #[inline(always)]
+    fn put_null(&mut self) {
+        self.room(4).copy_from_slice(b"null");
+        self.len += 4;
+    }
+
+    /// `n` in decimal: below 100, as nearly every count in a report is, from a table.
+    #[inline(always)]
+    fn put_u64(&mut self, n: u64) {
+        if n >= 100 {
+            self.put_u64_long(n);
+            return;
+        }
+        let digits = DIGITS2[n as usize];
+        let one = usize::from(n < 10);
+        let room = self.room(2);
+        // A single digit is written twice, the second time past the end.
+        room[0] = digits[one];
+        room[1] = digits[1];
+        self.len += 2 - one;
+    }
+
+    /// [`Out::put_u64`] from 100 up.
+    #[inline(never)]
+    fn put_u64_long(&mut self, n: u64) {
+        if n < POW10[16] {
+            let len = put_whole(self.room(16), n);
+            self.len += len;
+        } else {
+            // Writing to `Out` does not fail.
+            let _ = CompactFormatter.write_u64(self, n);
+        }
+    }
+
+    /// `v` (finite) as serde_json writes it: from exact arithmetic where [`Decimal::of`] can
+    /// tell, else by zmij through serde_json.
+    #[inline]
+    fn put_f64(&mut self, v: f64) {
+        match Decimal::of(v) {
+            Some(d) => self.put_decimal(d),
+            None => self.put_f64_zmij(v),
+        }
+    }
+
+    /// [`Out::put_f64`] for the floats [`Decimal::of`] leaves: kept apart, so that the common
+    /// case does not save the registers of a call.
+    #[cold]
+    #[inline(never)]
+    fn put_f64_zmij(&mut self, v: f64) {
+        // Writing to `Out` does not fail.
+        let _ = CompactFormatter.write_f64(self, v);
+    }
+
+    /// `d` written eight digits at a time into room for the longest, its fraction's trailing
+    /// zeros cut off by the length kept.
+    #[inline]
+    fn put_decimal(&mut self, d: Decimal) {
+        let room = self.room(40);
+        room[0] = b'-';
+        let mut at = usize::from(d.negative);
+        at += put_whole(&mut room[at..], d.whole);
+        room[at] = b'.';
+        at += 1;
+        at += if d.places == 0 {
+            room[at] = b'0';
+            1
+        } else if d.places <= 8 {
+            let digits = digits8(d.frac * POW10[8 - d.places]);
+            room[at..at + 8].copy_from_slice(&(digits + ZEROS).to_be_bytes());
+            8 - trailing_zero_digits(digits)
+        } else {
+            let all = d.frac * POW10[16 - d.places];
+            let (high, low) = (digits8(all / POW10[8]), digits8(all % POW10[8]));
+            room[at..at + 8].copy_from_slice(&(high + ZEROS).to_be_bytes());
+            room[at + 8..at + 16].copy_from_slice(&(low + ZEROS).to_be_bytes());
+            if low == 0 {
+                8 - trailing_zero_digits(high)
+            } else {
+                16 - trailing_zero_digits(low)
+            }
+        };
+        self.len += at;
+    }
+
     /// What `value` displays, as a JSON string escaped piece by piece as it is written.
     fn put_display<T: ?Sized + Display>(&mut self, value: &T) -> Result<(), Error> {
         struct Escaping<'a, 'v>(&'a mut Out<'v>);
@@ -247,13 +354,6 @@ impl<'v> Out<'v> {
             .map_err(|_| <Error as ser::Error>::custom("a Display implementation failed"))?;
         self.put(b"\"");
         Ok(())
-    }
-}
-
-/// Cuts the room off: the text written is what `buf` holds.
-impl Drop for Out<'_> {
-    fn drop(&mut self) {
-        self.buf.truncate(self.len);
     }
 }
 
@@ -272,50 +372,6 @@ impl io::Write for Out<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Member names known to need no escaping, by address and length. A member name is a
-/// `&'static str`, the same text for the whole run: checked once, it is known by where it is,
-/// which is cheaper than checking it again at each of the millions of members written.
-/// Two places for each hash of an address, and a place taken is kept: with some hundred names,
-/// a name that finds both taken is checked each time (evicting would have names take turns).
-struct Names {
-    buckets: [[(usize, usize); 2]; 512],
-}
-
-thread_local! {
-    /// Kept between values: the names of a connection are the names of the one before.
-    static NAMES: RefCell<Names> = const { RefCell::new(Names::new()) };
-}
-
-impl Names {
-    const fn new() -> Names {
-        Names {
-            buckets: [[(0, 0); 2]; 512],
-        }
-    }
-
-    fn bucket(name: &'static str) -> usize {
-        // Fibonacci hashing of the address: the top nine bits of the product.
-        ((name.as_ptr() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize
-    }
-
-    /// Whether `name` is known to need no escaping.
-    #[inline(always)]
-    fn known(&self, name: &'static str) -> bool {
-        let key = (name.as_ptr() as usize, name.len());
-        let [a, b] = self.buckets[Names::bucket(name)];
-        a == key || b == key
-    }
-
-    /// `name` needs no escaping: known from now on if there is a free place for it.
-    fn learn(&mut self, name: &'static str) {
-        let key = (name.as_ptr() as usize, name.len());
-        let bucket = &mut self.buckets[Names::bucket(name)];
-        if let Some(free) = bucket.iter_mut().find(|place| **place == (0, 0)) {
-            *free = key;
-        }
     }
 }
 
@@ -380,7 +436,7 @@ const fn special(x: u64) -> u64 {
 
 /// True when no byte of `s` needs escaping, checked eight bytes at a time; the tail is checked
 /// again with the bytes before it (a test, so overlap is harmless).
-#[inline]
+#[inline(always)]
 fn plain(s: &[u8]) -> bool {
     if s.len() <= 16 {
         return plain_short(s);
@@ -422,6 +478,228 @@ fn plain_short(s: &[u8]) -> bool {
         }
         _ => false,
     }
+}
+
+/// A finite `f64` as serde_json writes it, found with exact integer arithmetic: `-` if
+/// `negative`, `whole`, a point, then the `places` digits of `frac` without their trailing
+/// zeros (a `0` when `places` is 0).
+///
+/// serde_json writes a float with zmij: the shortest decimal that reads back as the float, the
+/// one nearest to it among those as short, with a point from 1e-5 up to 1e16 and an exponent
+/// beyond. The report's floats are timestamps with microseconds and durations rounded to
+/// milliseconds, and for them that decimal is had from the float's bits with a multiplication
+/// or two: [`Decimal::of`] finds it where that can be proven, and says `None` where it cannot
+/// (the float is then written by zmij through serde_json, as before).
+///
+/// A float v = m·2^-s (m of 53 bits) stands for every real nearer to it than to its neighbours:
+/// the interval of half a unit (2^-s) on either side. The finest decimal grid coarser than that
+/// unit, 10^-k with 10^k < 2^s ≤ 10^(k+1), has at most one point in it, and a decimal with
+/// fewer digits lies on a coarser grid, so on this one (zmij's own argument, from Schubfach):
+/// - a point of the 10^-k grid, or of any coarser one, inside the interval is the only one of
+///   the 10^-k grid, and without its trailing zeros it is the shortest decimal;
+/// - failing that, the shortest decimals have k+1 places (that grid is finer than the unit, so
+///   it has points inside), and the one nearest to v is written.
+///
+/// No decimal of at most s places is on an end of the interval, (2m ± 1)·2^-(s+1): n·10^-j
+/// with j ≤ s equal to it would make n·2^(s+1-j), an even number, equal to (2m ± 1)·5^j, an
+/// odd one. So how a reader rounds ties never matters here, and the grids above (k + 1 ≤ s)
+/// need no check at the ends.
+///
+/// Left to zmij: a tie between the two nearest points of the finer grid, a power of two (its
+/// interval is narrower below), floats from 2^53 up (shorter decimals end in zeros before the
+/// point, and from 1e16 have an exponent) or below 2^-10 (so that products fit a `u128`; and
+/// nothing here is below 1e-5, where exponents start), subnormals, and more than 16 places.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Decimal {
+    negative: bool,
+    whole: u64,
+    frac: u64,
+    places: usize,
+}
+
+/// 10^k for every k a `u64` holds.
+const POW10: [u64; 20] = {
+    let mut table = [1; 20];
+    let mut k = 1;
+    while k < 20 {
+        table[k] = table[k - 1] * 10;
+        k += 1;
+    }
+    table
+};
+
+/// The most fractional bits handled: a fraction (below 2^62) times 10^19 fits a `u128`.
+const MAX_FRACTION_BITS: u32 = 62;
+
+/// By number of fractional bits s: the largest k with 10^k < 2^s.
+const COARSE_PLACES: [u8; MAX_FRACTION_BITS as usize + 1] = {
+    let mut table = [0; MAX_FRACTION_BITS as usize + 1];
+    let mut s = 1;
+    while s <= MAX_FRACTION_BITS as usize {
+        let mut k = 0;
+        while POW10[k + 1] < 1 << s {
+            k += 1;
+        }
+        table[s] = k as u8;
+        s += 1;
+    }
+    table
+};
+
+/// Fractional bits from which a float is first tried with three places: below 2^13 are the
+/// durations, rates and round-trip times, milliseconds or coarser, whose 10^-k grid is much
+/// finer (12 places and more) and would leave many zeros to cut.
+const THREE_PLACES_FROM: u32 = 40;
+
+impl Decimal {
+    /// The decimal serde_json writes for `v`, when exact arithmetic can tell (see [`Decimal`]).
+    #[inline]
+    fn of(v: f64) -> Option<Decimal> {
+        let bits = v.to_bits();
+        let negative = bits >> 63 == 1;
+        let biased = (bits >> 52) as i32 & 0x7ff;
+        let stored = bits & ((1 << 52) - 1);
+        let decimal = |whole, frac, places| {
+            Some(Decimal {
+                negative,
+                whole,
+                frac,
+                places,
+            })
+        };
+        if biased == 0 {
+            // ±0.0; subnormals are left to zmij.
+            return if stored == 0 { decimal(0, 0, 0) } else { None };
+        }
+        // |v| = m·2^-s exactly.
+        let m = stored | 1 << 52;
+        let s = 1075 - biased;
+        if s <= 0 {
+            return if s == 0 { decimal(m, 0, 0) } else { None };
+        }
+        if s > MAX_FRACTION_BITS as i32 {
+            return None;
+        }
+        let s = s as u32;
+        let mask = (1 << s) - 1;
+        let whole = m >> s;
+        let rest = m & mask;
+        if rest == 0 {
+            return decimal(whole, 0, 0);
+        }
+        if stored == 0 {
+            return None;
+        }
+        // The point of the 10^-places grid just below v·10^places, q, and the distance r from it,
+        // in units of 2^-s/10^places: twice the distance from v to q/10^places is 2r, to
+        // (q+1)/10^places it is 2(2^s - r), and the interval is 10^places wide.
+        let split = |places: usize| {
+            let scaled = u128::from(rest) * u128::from(POW10[places]);
+            ((scaled >> s) as u64, scaled as u64 & mask)
+        };
+        if s >= THREE_PLACES_FROM {
+            let (q, r) = split(3);
+            if 2 * r < 1000 {
+                return decimal(whole, q, 3);
+            }
+            if (2 << s) - 2 * r < 1000 && q + 1 < 1000 {
+                return decimal(whole, q + 1, 3);
+            }
+        }
+        let places = usize::from(COARSE_PLACES[s as usize]);
+        let unit = POW10[places];
+        let (q, r) = split(places);
+        let (frac, places) = if 2 * r < unit {
+            (q, places)
+        } else if (2 << s) - 2 * r < unit {
+            (q + 1, places)
+        } else {
+            // The next grid: the point nearest to v.
+            let places = places + 1;
+            let (q, r) = split(places);
+            let frac = match r.cmp(&(1 << (s - 1))) {
+                std::cmp::Ordering::Less => q,
+                std::cmp::Ordering::Greater => q + 1,
+                std::cmp::Ordering::Equal => return None,
+            };
+            (frac, places)
+        };
+        // A fraction of 10^places would make v a whole number, which it is not: kept as a guard.
+        if places > 16 || frac >= POW10[places] {
+            return None;
+        }
+        decimal(whole, frac, places)
+    }
+}
+
+/// Eight `'0'`s.
+const ZEROS: u64 = ONES * b'0' as u64;
+
+/// The eight decimal digits of `n` (below 10^8) as bytes 0 to 9, the first digit in the top
+/// byte: the quotient and remainder by 10^4 into the two halves, then by 100 and by 10 in
+/// every half at once, each a multiplication by a reciprocal (Xiang JunBo's, as zmij does).
+#[inline(always)]
+fn digits8(n: u64) -> u64 {
+    const DIV10K_SIG: u64 = (1 << 40) / 10_000 + 1;
+    const DIV100_SIG: u64 = (1 << 19) / 100 + 1;
+    const DIV10_SIG: u64 = (1 << 10) / 10 + 1;
+    let abcd_efgh = n + ((1 << 32) - 10_000) * ((n * DIV10K_SIG) >> 40);
+    let ab_cd_ef_gh =
+        abcd_efgh + ((1 << 16) - 100) * (((abcd_efgh * DIV100_SIG) >> 19) & 0x7f_0000_007f);
+    ab_cd_ef_gh + ((1 << 8) - 10) * (((ab_cd_ef_gh * DIV10_SIG) >> 10) & 0x000f_000f_000f_000f)
+}
+
+/// How many of the last digits of [`digits8`]'s result are zeros (8 for 0).
+#[inline(always)]
+fn trailing_zero_digits(digits: u64) -> usize {
+    (digits.trailing_zeros() / 8) as usize
+}
+
+/// The two digits of every number below 100.
+const DIGITS2: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
+
+/// Writes `n` (below 10^16) in decimal at the start of `to` (at least 16 bytes, of which the
+/// bytes past the number may be overwritten); returns the length of the number.
+#[inline(always)]
+fn put_whole(to: &mut [u8], n: u64) -> usize {
+    if n < 10 {
+        to[0] = b'0' + n as u8;
+        return 1;
+    }
+    if n < POW10[8] {
+        return put_leading(to, n);
+    }
+    let high = n / POW10[8];
+    let len = if high < 10 {
+        to[0] = b'0' + high as u8;
+        1
+    } else if high < 100 {
+        // Timestamps: ten digits.
+        to[..2].copy_from_slice(&DIGITS2[high as usize]);
+        2
+    } else {
+        put_leading(to, high)
+    };
+    to[len..len + 8].copy_from_slice(&(digits8(n % POW10[8]) + ZEROS).to_be_bytes());
+    len + 8
+}
+
+/// Writes `n` (from 1 to 10^8 - 1) without leading zeros at the start of `to`, eight bytes
+/// in all; returns the length of the number.
+#[inline(always)]
+fn put_leading(to: &mut [u8], n: u64) -> usize {
+    let digits = digits8(n);
+    let zeros = (digits.leading_zeros() / 8) as usize;
+    to[..8].copy_from_slice(&((digits + ZEROS) << (8 * zeros)).to_be_bytes());
+    8 - zeros
 }
 
 /// The serialiser: values written to an [`Out`].
@@ -500,8 +778,10 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
     type SerializeStruct = Compound<'a, 'v>;
     type SerializeStructVariant = Compound<'a, 'v>;
 
+    #[inline(always)]
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        Ok(CompactFormatter.write_bool(self.out, v)?)
+        self.out.put_bool(v);
+        Ok(())
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
@@ -524,20 +804,28 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         Ok(CompactFormatter.write_i128(self.out, v)?)
     }
 
+    #[inline(always)]
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u8(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u16(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u32(self.out, v)?)
+        self.out.put_u64(v.into());
+        Ok(())
     }
 
+    #[inline(always)]
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        Ok(CompactFormatter.write_u64(self.out, v)?)
+        self.out.put_u64(v);
+        Ok(())
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
@@ -556,13 +844,15 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         if !v.is_finite() {
             return self.serialize_unit();
         }
-        Ok(CompactFormatter.write_f64(self.out, v)?)
+        self.out.put_f64(v);
+        Ok(())
     }
 
     fn serialize_char(self, v: char) -> Result<(), Error> {
         self.serialize_str(v.encode_utf8(&mut [0; 4]))
     }
 
+    #[inline(always)]
     fn serialize_str(self, v: &str) -> Result<(), Error> {
         self.out.put_str(v);
         Ok(())
@@ -572,6 +862,7 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         Ok(CompactFormatter.write_byte_array(self.out, v)?)
     }
 
+    #[inline(always)]
     fn serialize_none(self) -> Result<(), Error> {
         self.serialize_unit()
     }
@@ -580,8 +871,10 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         value.serialize(self)
     }
 
+    #[inline(always)]
     fn serialize_unit(self) -> Result<(), Error> {
-        Ok(CompactFormatter.write_null(self.out)?)
+        self.out.put_null();
+        Ok(())
     }
 
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
@@ -1131,6 +1424,102 @@ mod tests {
     }
 
     #[test]
+    fn eight_digits_at_a_time_are_the_decimal_digits() {
+        let check = |n: u64| {
+            let text = format!("{n:08}");
+            let digits = digits8(n);
+            assert_eq!((digits + ZEROS).to_be_bytes(), text.as_bytes(), "{n}");
+            let zeros = text.bytes().rev().take_while(|&b| b == b'0').count();
+            assert_eq!(trailing_zero_digits(digits), zeros, "{n}");
+            if n > 0 {
+                let mut to = [0; 8];
+                let len = put_leading(&mut to, n);
+                assert_eq!(&to[..len], n.to_string().as_bytes(), "{n}");
+            }
+        };
+        for n in (0..200_000).chain((0..100_000_000).step_by(9973)) {
+            check(n);
+        }
+        let mut next = crate::testing::xorshift(0xd161_7500_0000_0008);
+        for _ in 0..200_000 {
+            check(next() % 100_000_000);
+        }
+        for place in POW10.iter().take(9) {
+            for n in [place - 1, *place, place + 1, place * 5, place * 9 + 1] {
+                check(n % 100_000_000);
+            }
+        }
+    }
+
+    #[test]
+    fn whole_parts_are_written_as_display_writes_them() {
+        let mut next = crate::testing::xorshift(0x0077_6801_e000_0016);
+        let edges = POW10[..16]
+            .iter()
+            .flat_map(|&p| [p - 1, p, p + 1, p * 2 - 1])
+            .chain([0, 1 << 52, (1 << 53) - 1, 1_704_067_200, 99_999_999_999_999]);
+        let random = (0..100_000).map(|_| next() % POW10[16 - (next() % 16) as usize]);
+        for n in edges.chain(random).filter(|&n| n < POW10[16]) {
+            let mut to = [0; 24];
+            let len = put_whole(&mut to, n);
+            assert_eq!(&to[..len], n.to_string().as_bytes(), "{n}");
+        }
+    }
+
+    /// The floats a report has: for them [`Decimal::of`] answers, and what is written is what
+    /// serde_json writes (were it to leave them to zmij, the comparisons with serde_json would
+    /// only try zmij against itself).
+    #[test]
+    fn report_floats_are_written_from_exact_arithmetic() {
+        use crate::capture::Ts;
+        let mut next = crate::testing::xorshift(0x7265_706f_7274_0001);
+        let round3 = |x: f64| (x * 1000.0).round() / 1000.0;
+        let (mut exact, mut all) = (0, 0);
+        for _ in 0..100_000 {
+            // Microsecond and millisecond captures, 2001 to 2033.
+            let us = 1_000_000_000_000_000 + (next() % 1_000_000_000_000_000) as i64;
+            let ts = Ts(us / 1000 * 1000);
+            let ms = Ts(us / 1_000_000 * 1_000_000);
+            let later = Ts(ts.0 + (next() % 400_000_000_000) as i64 / 1000 * 1000);
+            for v in [
+                ts.as_secs_f64(),
+                ms.as_secs_f64(),
+                round3(later.secs_since(ts)),
+                ((later.as_secs_f64() - ts.as_secs_f64()) * 1e6).round() / 1e3,
+                (next() % 100) as f64 / 100.0,
+            ] {
+                all += 1;
+                if Decimal::of(v).is_some() {
+                    exact += 1;
+                }
+                same(&v);
+            }
+        }
+        // What is left: powers of two (0.5, 0.25, ...), and durations under a millisecond.
+        assert!(exact * 100 >= all * 99, "{exact} of {all}");
+    }
+
+    #[test]
+    fn what_exact_arithmetic_cannot_decide_is_left_to_zmij() {
+        for v in [
+            0.5,
+            0.25,
+            2f64.powi(-9),
+            1e-5,
+            3e-4,
+            5e-324,
+            1e16,
+            2f64.powi(53),
+            1e300,
+        ] {
+            assert_eq!(Decimal::of(v), None, "{v:e}");
+            same(&v);
+        }
+        // 0.30000000000000004: 17 places.
+        assert_eq!(Decimal::of(0.1 + 0.2), None);
+    }
+
+    #[test]
     fn integers_at_their_extremes() {
         same(&[i8::MIN, i8::MAX, 0, -1]);
         same(&[i16::MIN, i16::MAX]);
@@ -1407,6 +1796,29 @@ mod tests {
             to_vec(&Shown).unwrap(),
             serde_json::to_vec(&Pieces.to_string()).unwrap()
         );
+    }
+
+    /// Serialises, as its text, what this writer writes for its inner value: a call made while
+    /// the room kept for the thread is in use.
+    #[derive(Debug)]
+    struct Nested(Vec<u32>);
+
+    impl Serialize for Nested {
+        fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let inner = to_vec(&self.0).map_err(ser::Error::custom)?;
+            s.serialize_str(&String::from_utf8_lossy(&inner))
+        }
+    }
+
+    #[test]
+    fn values_written_while_another_is_and_after_a_large_one() {
+        let nested = [Nested(vec![1, 22, 333]), Nested(vec![])];
+        assert_eq!(to_vec(&nested).unwrap(), br#"["[1,22,333]","[]"]"#);
+        // Larger than the room kept between values, then small again.
+        let large = vec!["x".repeat(1000); 2000];
+        same(&large);
+        same(&[1u8, 2]);
+        same(&large[..3]);
     }
 
     #[test]

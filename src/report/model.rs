@@ -96,18 +96,33 @@ pub struct Connection {
 /// Frame counts by type name, in name order: a JSON object whose members are sorted. A short
 /// vector, as every connection has ten or so, built already in order.
 #[derive(Clone, Debug, Default)]
-pub struct Frames(Vec<(Cow<'static, str>, PerSide)>);
+pub struct Frames {
+    counts: Vec<(Cow<'static, str>, PerSide)>,
+    /// `counts` is the ten types of RFC 9113 in [`SORTED_FRAME_NAMES`] order, and nothing else.
+    just_the_ten: bool,
+}
 
 /// Indices into [`FRAME_NAMES`] in the order of the names.
 const FRAME_NAMES_SORTED: [usize; 10] = [9, 0, 7, 1, 6, 2, 5, 3, 4, 8];
 
+/// [`FRAME_NAMES`] in name order.
+const SORTED_FRAME_NAMES: [&str; 10] = {
+    let mut names = [""; 10];
+    let mut i = 0;
+    while i < 10 {
+        names[i] = FRAME_NAMES[FRAME_NAMES_SORTED[i]];
+        i += 1;
+    }
+    names
+};
+
 impl Frames {
     pub fn get(&self, name: &str) -> Option<&PerSide> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, c)| c)
+        self.counts.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&Cow<'static, str>, &PerSide)> {
-        self.0.iter().map(|(n, c)| (n, c))
+        self.counts.iter().map(|(n, c)| (n, c))
     }
 }
 
@@ -119,13 +134,32 @@ impl<'a> IntoIterator for &'a Frames {
     >;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(n, c)| (n, c))
+        self.counts.iter().map(|(n, c)| (n, c))
     }
 }
 
 impl Serialize for Frames {
+    /// A map; with just the ten types (nearly always), written as a struct of ten members, which
+    /// is the same JSON object: its member names are then constants, which report/json.rs
+    /// writes without looking at them when the program runs.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self)
+        use serde::ser::SerializeStruct;
+        let ten = match self.counts.as_slice() {
+            [a, b, c, d, e, f, g, h, i, j] if self.just_the_ten => [a, b, c, d, e, f, g, h, i, j],
+            _ => return serializer.collect_map(self),
+        };
+        let mut object = serializer.serialize_struct("Frames", 10)?;
+        object.serialize_field(SORTED_FRAME_NAMES[0], &ten[0].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[1], &ten[1].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[2], &ten[2].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[3], &ten[3].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[4], &ten[4].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[5], &ten[5].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[6], &ten[6].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[7], &ten[7].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[8], &ten[8].1)?;
+        object.serialize_field(SORTED_FRAME_NAMES[9], &ten[9].1)?;
+        object.end()
     }
 }
 
@@ -488,11 +522,18 @@ pub fn connection(
     };
     let (c, s) = (client_dir.index(), client_dir.reverse().index());
 
-    let mut frames = Vec::with_capacity(FRAME_NAMES.len() + tl.unknown_frames.len());
-    for kind in FRAME_NAMES_SORTED {
-        frames.push((Cow::Borrowed(FRAME_NAMES[kind]), per_side(tl.frames[kind])));
-    }
-    if !tl.unknown_frames.is_empty() {
+    let ten: [_; 10] = std::array::from_fn(|i| {
+        let counts = tl.frames[FRAME_NAMES_SORTED[i]];
+        let counts = PerSide {
+            client: counts[c],
+            server: counts[s],
+        };
+        (Cow::Borrowed(SORTED_FRAME_NAMES[i]), counts)
+    });
+    let mut frames = Vec::with_capacity(ten.len() + tl.unknown_frames.len());
+    frames.extend(ten);
+    let just_the_ten = tl.unknown_frames.is_empty();
+    if !just_the_ten {
         for (kind, counts) in &tl.unknown_frames {
             frames.push((
                 Cow::Owned(format!("UNKNOWN_0x{kind:02x}")),
@@ -525,7 +566,7 @@ pub fn connection(
                     ts,
                     from: role(e.dir),
                     ack: false,
-                    opaque: Some(hex(opaque)),
+                    opaque: Some(hex8(opaque)),
                     acked_at: None,
                     rtt_ms: None,
                     inferred: false,
@@ -573,7 +614,7 @@ pub fn connection(
                         ts,
                         from: role(e.dir),
                         ack: true,
-                        opaque: Some(hex(opaque)),
+                        opaque: Some(hex8(opaque)),
                         acked_at: None,
                         rtt_ms: None,
                         inferred: false,
@@ -723,7 +764,10 @@ pub fn connection(
             inferred_pings: t.inferred_pings,
             close_notify: tls_close,
         }),
-        frames: Frames(frames),
+        frames: Frames {
+            counts: frames,
+            just_the_ten,
+        },
         pings,
         goaways,
         rst_streams,
@@ -831,34 +875,90 @@ impl Unanswered {
     }
 }
 
-/// `addr.to_string()`, without the formatting machinery for the common IPv4 case.
+/// `addr.to_string()`, without the formatting machinery for the common IPv4 case: the text is
+/// put together in an array and copied into a string of its length.
 fn address(addr: SocketAddr) -> String {
     let SocketAddr::V4(v4) = addr else {
         return addr.to_string();
     };
-    let mut text = String::with_capacity(21);
-    for (i, octet) in v4.ip().octets().into_iter().enumerate() {
-        if i > 0 {
-            text.push('.');
-        }
-        push_decimal(&mut text, octet.into());
+    // As long as "255.255.255.255:65535", and room for a fourth byte written past each octet.
+    let mut text = [0u8; 22];
+    let mut len = 0;
+    for octet in v4.ip().octets() {
+        let [digits @ .., n] = OCTETS[usize::from(octet)];
+        text[len..len + 3].copy_from_slice(&digits);
+        len += usize::from(n);
+        text[len] = b'.';
+        len += 1;
     }
-    text.push(':');
-    push_decimal(&mut text, v4.port());
-    text
+    text[len - 1] = b':';
+    len += put_decimal(&mut text[len..], v4.port());
+    // Only ASCII digits, dots and a colon were written.
+    String::from_utf8(text[..len].to_vec()).unwrap_or_default()
 }
 
-/// Appends `n` in decimal, a character at a time (no iterator over a digit buffer).
-fn push_decimal(text: &mut String, n: u16) {
-    let mut leading = true;
-    for place in [10_000, 1_000, 100, 10] {
-        let digit = n / place % 10;
-        leading &= digit == 0;
-        if !leading {
-            text.push(char::from(b'0' + digit as u8));
+/// The decimal text of every octet: three bytes, of which the first are its digits, and the
+/// number of digits.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut table = [[0; 4]; 256];
+    let mut n = 0;
+    while n < 256 {
+        let digits = [(n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8];
+        let len = if n >= 100 {
+            3
+        } else if n >= 10 {
+            2
+        } else {
+            1
+        };
+        let mut i = 0;
+        while i < len {
+            table[n][i] = b'0' + digits[3 - len + i];
+            i += 1;
         }
+        table[n][3] = len as u8;
+        n += 1;
     }
-    text.push(char::from(b'0' + (n % 10) as u8));
+    table
+};
+
+/// Writes `n` in decimal at the start of `to`, and returns its length.
+fn put_decimal(to: &mut [u8], n: u16) -> usize {
+    let len = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
+    let mut rest = n;
+    for at in (0..len).rev() {
+        to[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    len
+}
+
+/// [`hex`] of a PING's eight bytes, every nibble spread to a byte of its own and turned into its
+/// digit at once.
+fn hex8(bytes: &[u8; 8]) -> String {
+    let word = u64::from_be_bytes(*bytes);
+    // The high nibble of each byte into the high half, then each nibble into a byte.
+    let mut halves = [word >> 32, word & 0xffff_ffff];
+    for half in &mut halves {
+        let mut x = *half;
+        x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+        x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+        x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+        // 0-9 to '0'-'9', 10-15 to 'a'-'f': add '0', and 'a' - '0' - 10 more past 9.
+        let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+        *half = x + 0x3030_3030_3030_3030 + letters * (b'a' - b'0' - 10) as u64;
+    }
+    let mut text = [0u8; 16];
+    text[..8].copy_from_slice(&halves[0].to_be_bytes());
+    text[8..].copy_from_slice(&halves[1].to_be_bytes());
+    // Only hex digits were written.
+    String::from_utf8(text.to_vec()).unwrap_or_default()
 }
 
 fn round3(x: f64) -> f64 {
@@ -874,6 +974,61 @@ mod tests {
         let mut want: Vec<usize> = (0..FRAME_NAMES.len()).collect();
         want.sort_by_key(|&i| FRAME_NAMES[i]);
         assert_eq!(FRAME_NAMES_SORTED.to_vec(), want);
+        let mut names = FRAME_NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(SORTED_FRAME_NAMES.to_vec(), names);
+    }
+
+    #[test]
+    fn the_ten_frame_types_are_the_same_object_written_as_a_struct_or_as_a_map() {
+        let counts: Vec<_> = SORTED_FRAME_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, &name)| {
+                let n = i as u64;
+                let side = PerSide {
+                    client: n * n * 1000,
+                    server: n,
+                };
+                (Cow::Borrowed(name), side)
+            })
+            .collect();
+        let as_struct = Frames {
+            counts: counts.clone(),
+            just_the_ten: true,
+        };
+        let as_map = Frames {
+            counts,
+            just_the_ten: false,
+        };
+        let want = serde_json::to_string(&as_map).unwrap();
+        assert!(want.starts_with(r#"{"CONTINUATION":{"client":0,"server":0},"DATA":"#));
+        assert_eq!(serde_json::to_string(&as_struct).unwrap(), want);
+        assert_eq!(
+            crate::report::json::to_vec(&as_struct).unwrap(),
+            want.as_bytes()
+        );
+        assert_eq!(
+            crate::report::json::to_vec(&as_map).unwrap(),
+            want.as_bytes()
+        );
+    }
+
+    #[test]
+    fn ping_payloads_are_written_as_hex_writes_them() {
+        let mut next = crate::testing::xorshift(0x0068_6578_0000_0008);
+        let edges = [
+            [0; 8],
+            [0xff; 8],
+            *b"\x09\x0a\x0f\x10\x99\x9a\xa0\xaf",
+            1u64.to_be_bytes(),
+        ];
+        for bytes in edges
+            .into_iter()
+            .chain((0..10_000).map(|_| next().to_le_bytes()))
+        {
+            assert_eq!(hex8(&bytes), hex(&bytes), "{bytes:?}");
+        }
     }
 
     #[test]
