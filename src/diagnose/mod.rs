@@ -20,7 +20,7 @@ pub use keepalive::{Keepalive, SideKeepalive};
 
 use crate::capture::Ts;
 use crate::timeline::Timeline;
-use facts::{Facts, PathFacts, Role};
+use facts::{Facts, MaybeSecs, PathFacts, Role};
 
 /// CONTRACT.md's cause vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,8 +153,8 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
 }
 
-/// What diagnosis concludes of one connection on its own, and what the path rules keep of it: a
-/// connection is judged when it ends, and its timeline can go.
+/// What diagnosis concludes of one connection on its own: a connection is judged when it ends, and
+/// its timeline can go.
 #[derive(Clone, Debug)]
 pub struct Judged {
     /// Before the path rules ([`settle`]) had their say.
@@ -180,6 +180,99 @@ impl Judged {
     /// is written out, other evidence need not be kept.
     pub fn evidence_read_later(&self) -> bool {
         !self.verdict_final() || path::QUOTED.contains(&self.verdict.cause)
+    }
+
+    /// What is kept of the connection until the end of the run. Its verdict is kept whole where
+    /// the path rules may change it or read more of it than its cause, or where `whole` asks it
+    /// (the verdict is still to be written); otherwise only what the rules read of it.
+    pub fn summary(self, whole: bool) -> Summary {
+        let verdict = if whole || self.evidence_read_later() {
+            Kept::Whole(Box::new(self.verdict))
+        } else {
+            Kept::Brief {
+                cause: self.verdict.cause,
+                killed_by: self.verdict.killed_by,
+                idle_before_s: MaybeSecs::new(self.verdict.idle_before_s),
+            }
+        };
+        Summary {
+            verdict,
+            pending: self.pending,
+            path: self.path,
+        }
+    }
+}
+
+/// What is kept of a connection from its judgement to the end of the run, for the path rules and
+/// its final verdict: about a hundred bytes, where its timeline took thousands.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    verdict: Kept,
+    pending: connection::Pending,
+    path: PathFacts,
+}
+
+#[derive(Clone, Debug)]
+enum Kept {
+    Whole(Box<Verdict>),
+    /// What the path rules read of a verdict that they neither change nor quote.
+    Brief {
+        cause: Cause,
+        killed_by: Option<Actor>,
+        idle_before_s: MaybeSecs,
+    },
+}
+
+impl Summary {
+    /// The verdict, when it was kept whole ([`Judged::summary`]); final once [`settle`]d.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match &self.verdict {
+            Kept::Whole(v) => Some(v),
+            Kept::Brief { .. } => None,
+        }
+    }
+
+    fn cause(&self) -> Cause {
+        match &self.verdict {
+            Kept::Whole(v) => v.cause,
+            Kept::Brief { cause, .. } => *cause,
+        }
+    }
+
+    fn killed_by(&self) -> Option<Actor> {
+        match &self.verdict {
+            Kept::Whole(v) => v.killed_by,
+            Kept::Brief { killed_by, .. } => *killed_by,
+        }
+    }
+
+    fn idle_before_s(&self) -> Option<f64> {
+        match &self.verdict {
+            Kept::Whole(v) => v.idle_before_s,
+            Kept::Brief { idle_before_s, .. } => idle_before_s.get(),
+        }
+    }
+
+    /// When it died, of a verdict kept whole.
+    fn at(&self) -> Option<Ts> {
+        self.verdict().and_then(|v| v.at)
+    }
+
+    /// The evidence of a verdict kept whole.
+    fn evidence(&self) -> &[String] {
+        self.verdict().map_or(&[], |v| &v.evidence)
+    }
+}
+
+impl AsRef<Summary> for Summary {
+    fn as_ref(&self) -> &Summary {
+        self
+    }
+}
+
+impl AsMut<Summary> for Summary {
+    fn as_mut(&mut self) -> &mut Summary {
+        self
     }
 }
 
@@ -210,51 +303,43 @@ pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
         .filter(|s| s.is_proxy && !not_grpc)
         .map(|s| s.implementation.as_str());
     let (verdict, pending) = connection::judge(&f, proxy);
+    let keepalive = keepalive::reconstruct(&f, cat);
+    // Where in the catalogue, for the path rules: an index is smaller than the name.
+    let index = |found: Option<&catalogue::Fingerprint>| {
+        let found = found?;
+        let i = cat
+            .fingerprints
+            .iter()
+            .position(|f| std::ptr::eq(f, found))?;
+        u16::try_from(i).ok()
+    };
+    let path = PathFacts::new(
+        &f,
+        &verdict,
+        &keepalive.client,
+        [index(client), index(server)],
+    );
     Judged {
         verdict,
         pending,
-        keepalive: keepalive::reconstruct(&f, cat),
+        keepalive,
         implementations: [
             client.map(|c| c.implementation.clone()),
             server.map(|s| s.implementation.clone()),
         ],
         forged_rsts: f.rsts.iter().map(|r| (r.ts, r.forged)).collect(),
-        path: PathFacts::new(&f),
+        path,
     }
 }
 
-/// The path rules over every connection of the run, in connection order: the final verdicts and
-/// the findings.
-/// `judged`: each connection in order, taken one at a time (a long run holds hundreds of
-/// thousands: they are moved into the path rules' columns, never all twice in memory).
-pub fn settle(
-    judged: impl ExactSizeIterator<Item = Judged>,
+/// The path rules over every connection of the run, in connection order (`conns`, as kept since
+/// each was judged, with the catalogue they were judged with): the verdicts they change are made
+/// final in place, and the findings returned.
+pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync>(
+    conns: &mut [T],
     cat: &Catalogue,
-) -> (Vec<Verdict>, Vec<Finding>) {
-    let n = judged.len();
-    let (mut verdicts, mut pending, mut keepalive, mut implementations, mut paths) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for j in judged {
-        verdicts.push(j.verdict);
-        pending.push(j.pending);
-        keepalive.push(j.keepalive);
-        implementations.push(j.implementations);
-        paths.push(j.path);
-    }
-    let findings = path::settle(
-        &paths,
-        &mut verdicts,
-        &pending,
-        &keepalive,
-        &implementations,
-        cat,
-    );
-    (verdicts, findings)
+) -> Vec<Finding> {
+    path::settle(conns, cat)
 }
 
 /// Judges and settles timelines held whole (tests, fuzzing).
@@ -263,7 +348,15 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
     let keepalive = judged.iter().map(|j| j.keepalive.clone()).collect();
     let implementations = judged.iter().map(|j| j.implementations.clone()).collect();
     let forged_rsts = judged.iter().map(|j| j.forged_rsts.clone()).collect();
-    let (verdicts, findings) = settle(judged.into_iter(), cat);
+    let mut conns: Vec<Summary> = judged.into_iter().map(|j| j.summary(true)).collect();
+    let findings = settle(&mut conns, cat);
+    let verdicts = conns
+        .into_iter()
+        .filter_map(|c| match c.verdict {
+            Kept::Whole(v) => Some(*v),
+            Kept::Brief { .. } => None,
+        })
+        .collect();
     Diagnosis {
         verdicts,
         forged_rsts,

@@ -9,7 +9,7 @@
 use super::json;
 use super::model::{self, Connection, Document, Input};
 use crate::analyzer::Sink;
-use crate::diagnose::{self, Catalogue, Judged};
+use crate::diagnose::{self, Catalogue, Summary};
 use crate::spill::{Spill, Spilled};
 use crate::timeline::Timeline;
 use std::collections::HashMap;
@@ -32,9 +32,11 @@ enum Body {
     Model(Box<Connection>),
 }
 
-/// Where a connection's JSON text is: a block of the store's [`Texts`] and a range in it.
+/// Where a connection's JSON text is: a block of its store's [`Texts`] and a range in it.
 #[derive(Clone, Copy)]
 struct TextRef {
+    /// Its store, among the run's ([`Stored`]).
+    store: u16,
     block: u32,
     start: u32,
     end: u32,
@@ -106,11 +108,23 @@ impl Texts {
     }
 }
 
+/// A connection, from its end to the end of the run.
 struct Entry {
     order: u64,
-    /// Boxed: entries are a growing vector, and one of them is 32 bytes instead of 500.
-    judged: Box<Judged>,
+    conn: Summary,
     body: Body,
+}
+
+impl AsRef<Summary> for Entry {
+    fn as_ref(&self) -> &Summary {
+        &self.conn
+    }
+}
+
+impl AsMut<Summary> for Entry {
+    fn as_mut(&mut self) -> &mut Summary {
+        &mut self.conn
+    }
 }
 
 /// The connections one analyzer ended, as an analyzer [`Sink`].
@@ -168,6 +182,8 @@ impl<'a> Store<'a> {
             }
         };
         let at = TextRef {
+            // Set when the run's stores are put together.
+            store: 0,
             block: self.text.sealed.len() as u32,
             start: range.start as u32,
             end: range.end as u32,
@@ -185,12 +201,13 @@ impl Sink for Store<'_> {
         let mut judged = diagnose::judge(&tl, self.cat);
         let mut conn = model::connection(
             &tl,
-            judged.keepalive.clone(),
-            judged.implementations.clone(),
+            std::mem::take(&mut judged.keepalive),
+            std::mem::take(&mut judged.implementations),
             &std::mem::take(&mut judged.forged_rsts),
         );
         drop(tl);
-        let body = match self.keep {
+        // The verdict is kept whole until the end where it is still to be written then.
+        let (body, verdict_later) = match self.keep {
             Keep::Json => {
                 // A verdict the path rules will not change is written now, on this thread; its
                 // evidence is lent to the report form, and given back only if they read it.
@@ -204,13 +221,13 @@ impl Sink for Store<'_> {
                 if whole && (!text.whole || judged.evidence_read_later()) {
                     judged.verdict.evidence = std::mem::take(&mut conn.verdict.evidence);
                 }
-                Body::Json(text)
+                (Body::Json(text), !text.whole)
             }
-            Keep::Model => Body::Model(Box::new(conn)),
+            Keep::Model => (Body::Model(Box::new(conn)), true),
         };
         self.entries.push(Entry {
             order,
-            judged: Box::new(judged),
+            conn: judged.summary(verdict_later),
             body,
         });
     }
@@ -236,16 +253,17 @@ struct Batch {
 }
 
 impl Batch {
-    fn read(&mut self, bodies: &[(usize, Body)], texts: &[Texts]) {
+    fn read(&mut self, entries: &[Entry], texts: &[Texts]) {
         // `bytes` keeps its length from batch to batch: it is only zeroed where it grows.
         let mut filled = 0;
         self.at.clear();
-        self.at.resize(bodies.len(), None);
+        self.at.resize(entries.len(), None);
         self.wanted.clear();
-        for (i, (store, body)) in bodies.iter().enumerate() {
-            if let Body::Json(r) = body {
-                if let Some(range) = texts.get(*store).and_then(|t| t.spilled(*r)) {
-                    self.wanted.push((*store, range, i));
+        for (i, e) in entries.iter().enumerate() {
+            if let Body::Json(r) = e.body {
+                let store = usize::from(r.store);
+                if let Some(range) = texts.get(store).and_then(|t| t.spilled(r)) {
+                    self.wanted.push((store, range, i));
                 }
             }
         }
@@ -285,50 +303,65 @@ impl Batch {
 
 /// Every store of a run, once the analyzers are done.
 pub struct Stored {
-    /// Connection by connection in the order of their first packet: the store it is in.
-    entries: Vec<(usize, Entry)>,
+    /// Connection by connection in the order of their first packet.
+    entries: Vec<Entry>,
     texts: Vec<Texts>,
 }
 
 /// The run's connections with their final verdicts and the findings.
 pub struct Settled {
-    /// Each connection's store and body, in connection order.
-    bodies: Vec<(usize, Body)>,
+    /// In connection order.
+    entries: Vec<Entry>,
     texts: Vec<Texts>,
-    verdicts: Vec<diagnose::Verdict>,
     pub findings: Vec<model::Finding>,
 }
 
 impl Stored {
     pub fn new(stores: Vec<Store<'_>>) -> Stored {
-        let mut entries = Vec::with_capacity(stores.iter().map(|s| s.entries.len()).sum());
+        let mut stores = stores;
+        // The entries are put together in the largest store's vector, which grows once.
+        let largest = (0..stores.len())
+            .max_by_key(|&i| stores[i].entries.len())
+            .unwrap_or(0);
+        let mut entries = match stores.get_mut(largest) {
+            Some(s) => std::mem::take(&mut s.entries),
+            None => Vec::new(),
+        };
+        mark(&mut entries, largest);
         let mut texts = Vec::with_capacity(stores.len());
         for (i, s) in stores.into_iter().enumerate() {
-            entries.extend(s.entries.into_iter().map(|e| (i, e)));
+            if i != largest {
+                let mut more = s.entries;
+                mark(&mut more, i);
+                entries.append(&mut more);
+            }
             let mut text = s.text;
             text.seal();
             texts.push(text);
         }
         // Orders are unique: numbers of the packets that opened the connections.
-        entries.sort_unstable_by_key(|(_, e)| e.order);
+        entries.sort_unstable_by_key(|e| e.order);
         Stored { entries, texts }
     }
 
     /// The path rules over all connections: final verdicts and findings.
     pub fn settle(self, cat: &Catalogue) -> Settled {
-        let Stored { entries, texts } = self;
-        let mut judged = Vec::with_capacity(entries.len());
-        let mut bodies = Vec::with_capacity(entries.len());
-        for (store, e) in entries {
-            judged.push(e.judged);
-            bodies.push((store, e.body));
-        }
-        let (verdicts, findings) = diagnose::settle(judged.into_iter().map(|j| *j), cat);
+        let Stored { mut entries, texts } = self;
+        let findings = diagnose::settle(&mut entries, cat);
         Settled {
-            bodies,
+            entries,
             texts,
-            verdicts,
             findings: model::findings(&findings),
+        }
+    }
+}
+
+/// Says of entries' texts that they are in store `store`.
+fn mark(entries: &mut [Entry], store: usize) {
+    let store = u16::try_from(store).unwrap_or(u16::MAX);
+    for e in entries {
+        if let Body::Json(r) = &mut e.body {
+            r.store = store;
         }
     }
 }
@@ -344,20 +377,18 @@ impl Settled {
     /// as JSON text are for [`Settled::write_json`] only).
     pub fn document(self, input: Input) -> Document {
         let Settled {
-            bodies,
-            verdicts,
-            findings,
-            ..
+            entries, findings, ..
         } = self;
-        let connections = bodies
+        let connections = entries
             .into_iter()
-            .zip(&verdicts)
             .enumerate()
-            .filter_map(|(id, ((_, body), v))| match body {
+            .filter_map(|(id, e)| match e.body {
                 Body::Model(c) => {
                     let mut c = *c;
                     c.id = id;
-                    c.verdict = model::verdict(v);
+                    if let Some(v) = e.conn.verdict() {
+                        c.verdict = model::verdict(v);
+                    }
                     Some(c)
                 }
                 Body::Json(_) => None,
@@ -375,35 +406,36 @@ impl Settled {
     pub fn write_json(&mut self, input: &Input, out: &mut impl Write) -> io::Result<()> {
         // Blocks kept in memory (no spill file) are unpacked whole, and freed once their last
         // connection is written: connections end roughly in the order they opened.
-        let mut readers: HashMap<(usize, u32), usize> = HashMap::new();
-        for (store, body) in &self.bodies {
-            if let Body::Json(r) = body {
+        let mut readers: HashMap<(u16, u32), usize> = HashMap::new();
+        for e in &self.entries {
+            if let Body::Json(r) = e.body {
                 if self
                     .texts
-                    .get(*store)
-                    .is_some_and(|t| t.spilled(*r).is_none())
+                    .get(usize::from(r.store))
+                    .is_some_and(|t| t.spilled(r).is_none())
                 {
-                    *readers.entry((*store, r.block)).or_default() += 1;
+                    *readers.entry((r.store, r.block)).or_default() += 1;
                 }
             }
         }
-        let mut unpacked: HashMap<(usize, u32), Vec<u8>> = HashMap::new();
+        let mut unpacked: HashMap<(u16, u32), Vec<u8>> = HashMap::new();
         let mut batch = Batch::default();
         // What is serialised, before it is written at once.
         let mut scratch = Vec::new();
         super::json_head(input, out)?;
-        for first in (0..self.bodies.len()).step_by(BATCH) {
-            let ids = first..self.bodies.len().min(first + BATCH);
-            batch.read(&self.bodies[ids.clone()], &self.texts);
+        for first in (0..self.entries.len()).step_by(BATCH) {
+            let ids = first..self.entries.len().min(first + BATCH);
+            batch.read(&self.entries[ids.clone()], &self.texts);
             for id in ids {
-                let (store, body) = &mut self.bodies[id];
-                let v = &self.verdicts[id];
+                let e = &mut self.entries[id];
                 out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
                 scratch.clear();
-                let r = match body {
+                let r = match &mut e.body {
                     Body::Model(c) => {
                         c.id = id;
-                        c.verdict = model::verdict(v);
+                        if let Some(v) = e.conn.verdict() {
+                            c.verdict = model::verdict(v);
+                        }
                         json::to_vec_into(&mut scratch, c)?;
                         out.write_all(&scratch)?;
                         continue;
@@ -414,10 +446,12 @@ impl Settled {
                 if let Some(text) = batch.text(id - first) {
                     out.write_all(text)?;
                 } else {
-                    let key = (*store, r.block);
+                    let key = (r.store, r.block);
                     let texts = &self.texts;
                     let block = unpacked.entry(key).or_insert_with(|| {
-                        let block = texts.get(*store).and_then(|t| t.unpacked(r.block));
+                        let block = texts
+                            .get(usize::from(r.store))
+                            .and_then(|t| t.unpacked(r.block));
                         block.unwrap_or_default()
                     });
                     let text = block.get(r.start as usize..r.end as usize);
@@ -430,8 +464,11 @@ impl Settled {
                     }
                 }
                 if !r.whole {
-                    scratch.extend_from_slice(VERDICT);
-                    json::to_vec_into(&mut scratch, &model::verdict(v))?;
+                    // Kept whole for this ([`Store::ended`]).
+                    if let Some(v) = e.conn.verdict() {
+                        scratch.extend_from_slice(VERDICT);
+                        json::to_vec_into(&mut scratch, &model::verdict(v))?;
+                    }
                     scratch.push(b'}');
                     out.write_all(&scratch)?;
                 }
@@ -441,10 +478,10 @@ impl Settled {
     }
 
     pub fn len(&self) -> usize {
-        self.bodies.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bodies.is_empty()
+        self.entries.is_empty()
     }
 }
