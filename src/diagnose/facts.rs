@@ -3,11 +3,13 @@
 //! event, and the idle periods that preceded a moment.
 
 use super::catalogue::Measure;
+use super::connection::Pending;
 use super::keepalive::SideKeepalive;
 use super::Verdict;
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Idle, Timeline};
+use std::net::{IpAddr, SocketAddr};
 
 /// A side of the connection by its role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,8 +123,12 @@ pub struct Facts<'a> {
 /// verdict's time and silence, which the rules read with them, are not changed by the rules).
 #[derive(Clone, Debug)]
 pub struct PathFacts {
-    pub server: std::net::SocketAddr,
+    /// The server's address and port: a [`SocketAddr`] without its IPv6 flow info and scope id
+    /// (always 0 here, see tcp/flow.rs), in 20 bytes instead of 32.
+    server: (IpAddr, u16),
     pub first: Ts,
+    /// Whether its verdict waits for the path rules.
+    pub pending: Pending,
     /// The longest silences survived, by measure ([`PathFacts::survived`]).
     survived: [Survived; 2],
     /// A PING was answered during the silence before the verdict's moment.
@@ -165,6 +171,7 @@ impl PathFacts {
     pub fn new(
         f: &Facts<'_>,
         verdict: &Verdict,
+        pending: Pending,
         client_keepalive: &SideKeepalive,
         fingerprints: [Option<u16>; 2],
     ) -> PathFacts {
@@ -208,9 +215,11 @@ impl PathFacts {
             _ => false,
         };
         let k = client_keepalive;
+        let server = tl.server();
         PathFacts {
-            server: tl.server(),
+            server: (server.ip(), server.port()),
             first: tl.first,
+            pending,
             survived: [
                 survived(&tl.transport_idle, Measure::Transport),
                 survived(&tl.stream_idle, Measure::Stream),
@@ -222,6 +231,10 @@ impl PathFacts {
                 && k.interval_median_s.is_some_and(|m| m < 300.0),
             fingerprints,
         }
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        SocketAddr::new(self.server.0, self.server.1)
     }
 
     /// The longest idle period of `measure` the connection survived, in seconds: of all, or

@@ -159,7 +159,6 @@ pub struct Diagnosis {
 pub struct Judged {
     /// Before the path rules ([`settle`]) had their say.
     pub verdict: Verdict,
-    pending: connection::Pending,
     pub keepalive: Keepalive,
     /// Implementations recognised for the client and the server side.
     pub implementations: [Option<String>; 2],
@@ -172,7 +171,7 @@ impl Judged {
     /// Whether the path rules leave its verdict as it is: all but server FINs, which are judged
     /// against the rest of their path.
     pub fn verdict_final(&self) -> bool {
-        self.pending == connection::Pending::None
+        self.path.pending == connection::Pending::None
     }
 
     /// Whether the path rules read its verdict's evidence: they change verdicts that are not
@@ -183,21 +182,30 @@ impl Judged {
     }
 
     /// What is kept of the connection until the end of the run. Its verdict is kept whole where
-    /// the path rules may change it or read more of it than its cause, or where `whole` asks it
-    /// (the verdict is still to be written); otherwise only what the rules read of it.
+    /// the path rules may change it, or where `whole` asks it (the verdict is still to be
+    /// written); otherwise only what the rules read of it.
     pub fn summary(self, whole: bool) -> Summary {
-        let verdict = if whole || self.evidence_read_later() {
-            Kept::Whole(Box::new(self.verdict))
+        let v = self.verdict;
+        let verdict = if whole || self.path.pending != connection::Pending::None {
+            Kept::Whole(Box::new(v))
+        } else if path::QUOTED.contains(&v.cause) {
+            let line = path::quoted(&v).and_then(|i| v.evidence.into_iter().nth(i));
+            Kept::Quoted(Box::new(Quoted {
+                cause: v.cause,
+                killed_by: v.killed_by,
+                idle_before_s: MaybeSecs::new(v.idle_before_s),
+                at: v.at,
+                line,
+            }))
         } else {
             Kept::Brief {
-                cause: self.verdict.cause,
-                killed_by: self.verdict.killed_by,
-                idle_before_s: MaybeSecs::new(self.verdict.idle_before_s),
+                cause: v.cause,
+                killed_by: v.killed_by,
+                idle_before_s: MaybeSecs::new(v.idle_before_s),
             }
         };
         Summary {
             verdict,
-            pending: self.pending,
             path: self.path,
         }
     }
@@ -208,13 +216,14 @@ impl Judged {
 #[derive(Clone, Debug)]
 pub struct Summary {
     verdict: Kept,
-    pending: connection::Pending,
     path: PathFacts,
 }
 
 #[derive(Clone, Debug)]
 enum Kept {
     Whole(Box<Verdict>),
+    /// What the path rules read of a verdict that they do not change, but quote.
+    Quoted(Box<Quoted>),
     /// What the path rules read of a verdict that they neither change nor quote.
     Brief {
         cause: Cause,
@@ -223,18 +232,29 @@ enum Kept {
     },
 }
 
+#[derive(Clone, Debug)]
+struct Quoted {
+    cause: Cause,
+    killed_by: Option<Actor>,
+    idle_before_s: MaybeSecs,
+    at: Option<Ts>,
+    /// The line of its evidence that findings quote ([`path::quoted`]), if it has one.
+    line: Option<String>,
+}
+
 impl Summary {
     /// The verdict, when it was kept whole ([`Judged::summary`]); final once [`settle`]d.
     pub fn verdict(&self) -> Option<&Verdict> {
         match &self.verdict {
             Kept::Whole(v) => Some(v),
-            Kept::Brief { .. } => None,
+            Kept::Quoted(_) | Kept::Brief { .. } => None,
         }
     }
 
     fn cause(&self) -> Cause {
         match &self.verdict {
             Kept::Whole(v) => v.cause,
+            Kept::Quoted(q) => q.cause,
             Kept::Brief { cause, .. } => *cause,
         }
     }
@@ -242,6 +262,7 @@ impl Summary {
     fn killed_by(&self) -> Option<Actor> {
         match &self.verdict {
             Kept::Whole(v) => v.killed_by,
+            Kept::Quoted(q) => q.killed_by,
             Kept::Brief { killed_by, .. } => *killed_by,
         }
     }
@@ -249,18 +270,27 @@ impl Summary {
     fn idle_before_s(&self) -> Option<f64> {
         match &self.verdict {
             Kept::Whole(v) => v.idle_before_s,
+            Kept::Quoted(q) => q.idle_before_s.get(),
             Kept::Brief { idle_before_s, .. } => idle_before_s.get(),
         }
     }
 
-    /// When it died, of a verdict kept whole.
+    /// When it died, of a verdict kept whole or quoted.
     fn at(&self) -> Option<Ts> {
-        self.verdict().and_then(|v| v.at)
+        match &self.verdict {
+            Kept::Whole(v) => v.at,
+            Kept::Quoted(q) => q.at,
+            Kept::Brief { .. } => None,
+        }
     }
 
-    /// The evidence of a verdict kept whole.
+    /// The evidence of a verdict kept whole; of one quoted, the line quoted.
     fn evidence(&self) -> &[String] {
-        self.verdict().map_or(&[], |v| &v.evidence)
+        match &self.verdict {
+            Kept::Whole(v) => &v.evidence,
+            Kept::Quoted(q) => q.line.as_slice(),
+            Kept::Brief { .. } => &[],
+        }
     }
 }
 
@@ -316,12 +346,12 @@ pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
     let path = PathFacts::new(
         &f,
         &verdict,
+        pending,
         &keepalive.client,
         [index(client), index(server)],
     );
     Judged {
         verdict,
-        pending,
         keepalive,
         implementations: [
             client.map(|c| c.implementation.clone()),
@@ -354,7 +384,7 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
         .into_iter()
         .filter_map(|c| match c.verdict {
             Kept::Whole(v) => Some(*v),
-            Kept::Brief { .. } => None,
+            Kept::Quoted(_) | Kept::Brief { .. } => None,
         })
         .collect();
     Diagnosis {

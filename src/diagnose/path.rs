@@ -37,7 +37,7 @@ fn settle_from<T: AsRef<Summary> + AsMut<Summary> + Sync>(
     let mut paths: HashMap<SocketAddr, Vec<usize>, foldhash::fast::RandomState> =
         HashMap::default();
     for (i, c) in conns.iter().enumerate() {
-        paths.entry(c.as_ref().path.server).or_default().push(i);
+        paths.entry(c.as_ref().path.server()).or_default().push(i);
     }
     let mut paths: Vec<Path> = paths.into_iter().collect();
     paths.sort_unstable_by_key(|(server, _)| *server);
@@ -124,6 +124,18 @@ pub(super) const QUOTED: [Cause; 4] = [
     Cause::IdleClose,
 ];
 
+/// Which line of a final verdict's evidence findings may quote: of a max-age GOAWAY, the RPCs
+/// affected around it; of other causes, the first.
+pub(super) fn quoted(v: &Verdict) -> Option<usize> {
+    match v.cause {
+        Cause::MaxAgeGoaway => v.evidence.iter().position(|e| e.starts_with(RPCS_AFFECTED)),
+        _ => (!v.evidence.is_empty()).then_some(0),
+    }
+}
+
+/// How the evidence of a max-age GOAWAY opens the line on the RPCs it affected.
+const RPCS_AFFECTED: &str = "RPCs affected";
+
 /// Settling on a second thread pays from this many connections on.
 const PARALLEL_FROM: usize = 4096;
 
@@ -171,7 +183,7 @@ fn settle_fins<V: Index<usize, Output = Summary> + ?Sized>(
     let fin_deaths: Vec<usize> = path
         .iter()
         .copied()
-        .filter(|&i| conns[i].pending == Pending::ServerFin)
+        .filter(|&i| conns[i].path.pending == Pending::ServerFin)
         .collect();
     if fin_deaths.is_empty() {
         return Vec::new();
@@ -534,7 +546,7 @@ fn other_findings<V: Index<usize, Output = Summary> + ?Sized>(
                 conns[i]
                     .evidence()
                     .iter()
-                    .any(|e| e.starts_with("RPCs affected"))
+                    .any(|e| e.starts_with(RPCS_AFFECTED))
             })
             .collect();
         let mut evidence = vec![format!(
@@ -549,7 +561,7 @@ fn other_findings<V: Index<usize, Output = Summary> + ?Sized>(
             if let Some(e) = conns[i]
                 .evidence()
                 .iter()
-                .find(|e| e.starts_with("RPCs affected"))
+                .find(|e| e.starts_with(RPCS_AFFECTED))
             {
                 evidence.push(format!("#{i}: {e}"));
             }
@@ -703,7 +715,8 @@ mod tests {
     fn two_threads_settle_as_one() {
         let cat = Catalogue::builtin();
         let judged = judged(&cat);
-        let servers: std::collections::BTreeSet<_> = judged.iter().map(|j| j.path.server).collect();
+        let servers: std::collections::BTreeSet<_> =
+            judged.iter().map(|j| j.path.server()).collect();
         assert!(
             servers.len() > 10,
             "too few paths to split: {}",
