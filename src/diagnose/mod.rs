@@ -364,12 +364,38 @@ pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
 
 /// The path rules over every connection of the run, in connection order (`conns`, as kept since
 /// each was judged, with the catalogue they were judged with): the verdicts they change are made
-/// final in place, and the findings returned.
-pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync>(
+/// final in place, and the findings go to sinks from `sink` as they are found.
+///
+/// The paths are settled in two parts (on two threads for a long run), each with its own sink,
+/// returned in the order of the paths. The findings are reported most severe first; within a
+/// severity, those of the first part, then those of the second, each in the order its sink was
+/// given them ([`reported`]).
+pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
     conns: &mut [T],
     cat: &Catalogue,
-) -> Vec<Finding> {
-    path::settle(conns, cat)
+    sink: impl Fn() -> F + Sync,
+) -> [F; 2] {
+    path::settle(conns, cat, sink)
+}
+
+/// What takes the findings of the path rules as they are found ([`settle`]): a long run's need
+/// not all be in memory at once, in the rules' form.
+pub trait Findings: Send {
+    fn found(&mut self, f: Finding);
+}
+
+impl Findings for Vec<Finding> {
+    fn found(&mut self, f: Finding) {
+        self.push(f);
+    }
+}
+
+/// Findings kept whole ([`settle`]), in the order they are reported.
+pub fn reported(parts: [Vec<Finding>; 2]) -> Vec<Finding> {
+    let [mut all, second] = parts;
+    all.extend(second);
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    all
 }
 
 /// Judges and settles timelines held whole (tests, fuzzing).
@@ -379,7 +405,7 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
     let implementations = judged.iter().map(|j| j.implementations.clone()).collect();
     let forged_rsts = judged.iter().map(|j| j.forged_rsts.clone()).collect();
     let mut conns: Vec<Summary> = judged.into_iter().map(|j| j.summary(true)).collect();
-    let findings = settle(&mut conns, cat);
+    let findings = reported(settle(&mut conns, cat, Vec::new));
     let verdicts = conns
         .into_iter()
         .filter_map(|c| match c.verdict {

@@ -5,7 +5,7 @@
 use super::catalogue::{Catalogue, Measure, OnExpiry};
 use super::connection::Pending;
 use super::recommend;
-use super::{Actor, Cause, Finding, Match, Severity, Summary, Verdict};
+use super::{Actor, Cause, Finding, Findings, Match, Severity, Summary, Verdict};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Index;
@@ -20,19 +20,21 @@ const SAME_MOMENT_NS: i64 = 500_000_000;
 /// A server and its connections, in connection order.
 type Path = (SocketAddr, Vec<usize>);
 
-pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync>(
+pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
     conns: &mut [T],
     cat: &Catalogue,
-) -> Vec<Finding> {
-    settle_from(conns, cat, PARALLEL_FROM)
+    sink: impl Fn() -> F + Sync,
+) -> [F; 2] {
+    settle_from(conns, cat, sink, PARALLEL_FROM)
 }
 
 /// [`settle`], on two threads from `parallel_from` connections on.
-fn settle_from<T: AsRef<Summary> + AsMut<Summary> + Sync>(
+fn settle_from<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
     conns: &mut [T],
     cat: &Catalogue,
+    sink: impl Fn() -> F + Sync,
     parallel_from: usize,
-) -> Vec<Finding> {
+) -> [F; 2] {
     // Grouped by hashing, then the paths put in the order of their servers.
     let mut paths: HashMap<SocketAddr, Vec<usize>, foldhash::fast::RandomState> =
         HashMap::default();
@@ -63,46 +65,45 @@ fn settle_from<T: AsRef<Summary> + AsMut<Summary> + Sync>(
             paths
                 .iter()
                 .flat_map(|(_, path)| settle_fins(&all, path))
-                .collect()
+                .collect::<Vec<_>>()
         })
     };
-    for (i, v) in settled {
+    for (i, v) in settled.into_iter().flatten() {
         if let Some(c) = conns.get_mut(i) {
             c.as_mut().verdict = super::Kept::Whole(Box::new(v));
         }
     }
+    // Findings go to their part's sink as they are found.
     let all = Conns(&*conns);
-    let mut findings = on_paths(two, first, second, |paths| {
-        paths
-            .iter()
-            .flat_map(|(server, path)| path_findings(*server, path, &all, cat))
-            .collect()
-    });
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    findings
+    on_paths(two, first, second, |paths| {
+        let mut found = sink();
+        for (server, path) in paths {
+            for f in path_findings(*server, path, &all, cat) {
+                found.found(f);
+            }
+        }
+        found
+    })
 }
 
-/// `f` over the paths `first`, then `second`: on a second thread for `second` when `two`.
+/// `f` over the paths `first` and over `second`: on a second thread for `second` when `two`.
 fn on_paths<R: Send>(
     two: bool,
     first: &[Path],
     second: &[Path],
-    f: impl Fn(&[Path]) -> Vec<R> + Sync,
-) -> Vec<R> {
+    f: impl Fn(&[Path]) -> R + Sync,
+) -> [R; 2] {
     if !two {
-        let mut out = f(first);
-        out.extend(f(second));
-        return out;
+        return [f(first), f(second)];
     }
-    let (mut out, later) = std::thread::scope(|s| {
+    let (out, later) = std::thread::scope(|s| {
         let later = s.spawn(|| f(second));
         (f(first), later.join())
     });
     match later {
-        Ok(later) => out.extend(later),
+        Ok(later) => [out, later],
         Err(panic) => std::panic::resume_unwind(panic),
     }
-    out
 }
 
 /// The run's connections as the rules read them: by connection, its summary.
@@ -668,7 +669,7 @@ mod tests {
     use crate::analyzer::{Analyzer, Config};
     use crate::capture::CaptureReader;
     use crate::diagnose::facts::Facts;
-    use crate::diagnose::{judge, Judged};
+    use crate::diagnose::{judge, reported, Judged};
     use crate::timeline::{Idle, Timeline};
 
     /// Every lab capture's connections, as one run.
@@ -705,7 +706,7 @@ mod tests {
         parallel_from: usize,
     ) -> (Vec<Option<Verdict>>, Vec<Finding>) {
         let mut conns: Vec<Summary> = judged.iter().map(|j| j.clone().summary(whole)).collect();
-        let findings = settle_from(&mut conns, cat, parallel_from);
+        let findings = reported(settle_from(&mut conns, cat, Vec::new, parallel_from));
         let verdicts = conns.iter().map(|c| c.verdict().cloned()).collect();
         (verdicts, findings)
     }

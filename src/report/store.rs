@@ -9,7 +9,7 @@
 use super::json;
 use super::model::{self, Connection, Document, Input};
 use crate::analyzer::Sink;
-use crate::diagnose::{self, Catalogue, Summary};
+use crate::diagnose::{self, Catalogue, Severity, Summary};
 use crate::spill::{Spill, Spilled};
 use crate::timeline::Timeline;
 use std::collections::HashMap;
@@ -90,6 +90,24 @@ impl Texts {
         };
         self.sealed.push(sealed);
         self.open.clear();
+    }
+
+    /// Keeps the JSON text of `value` whole.
+    fn put(&mut self, value: &impl serde::Serialize) -> TextRef {
+        let start = self.open.len();
+        // Serialising plain structs of strings and numbers into memory cannot fail.
+        let _ = json::to_vec_into(&mut self.open, value);
+        let at = TextRef {
+            store: 0,
+            block: self.sealed.len() as u32,
+            start: start as u32,
+            end: self.open.len() as u32,
+            whole: true,
+        };
+        if self.open.len() >= BLOCK {
+            self.seal();
+        }
+        at
     }
 
     /// The text `r` as a range of the spill file, when its block went there.
@@ -247,7 +265,8 @@ impl Sink for Store<'_> {
     }
 }
 
-/// Connections whose text is read back from the spill files at once, in the document's order.
+/// Texts (of connections, or findings) read back from the spill files at once, in the document's
+/// order.
 const BATCH: usize = 1024;
 
 /// Bytes between two texts of a batch up to which one read takes both (and the bytes between).
@@ -267,18 +286,20 @@ struct Batch {
 }
 
 impl Batch {
-    fn read(&mut self, entries: &[Entry], texts: &[Texts]) {
+    /// Reads the texts `refs` (none for what has no text) of `texts`.
+    fn read(&mut self, refs: impl Iterator<Item = Option<TextRef>>, texts: &[Texts]) {
         // `bytes` keeps its length from batch to batch: it is only zeroed where it grows.
         let mut filled = 0;
         self.at.clear();
-        self.at.resize(entries.len(), None);
         self.wanted.clear();
-        for (i, e) in entries.iter().enumerate() {
-            if let Body::Json(r) = e.body {
-                let store = usize::from(r.store);
-                if let Some(range) = texts.get(store).and_then(|t| t.spilled(r)) {
-                    self.wanted.push((store, range, i));
-                }
+        for (i, r) in refs.enumerate() {
+            self.at.push(None);
+            let Some(r) = r else {
+                continue;
+            };
+            let store = usize::from(r.store);
+            if let Some(range) = texts.get(store).and_then(|t| t.spilled(r)) {
+                self.wanted.push((store, range, i));
             }
         }
         self.wanted
@@ -315,8 +336,167 @@ impl Batch {
     }
 }
 
+/// Texts read back to be written, in the order they are written: from the spill files a
+/// [`Batch`] at a time, or, where they stayed in memory, unpacked a block at a time, each block
+/// freed after its last text (texts are written roughly in the order they were kept).
+struct Reader<'a> {
+    texts: &'a [Texts],
+    batch: Batch,
+    /// By (store, block) kept in memory: texts still to be written.
+    readers: HashMap<(u16, u32), usize>,
+    unpacked: HashMap<(u16, u32), Vec<u8>>,
+}
+
+impl<'a> Reader<'a> {
+    /// For the texts `refs` of `texts`.
+    fn new(texts: &'a [Texts], refs: impl Iterator<Item = TextRef>) -> Reader<'a> {
+        let mut readers: HashMap<(u16, u32), usize> = HashMap::new();
+        for r in refs {
+            let t = texts.get(usize::from(r.store));
+            if t.is_some_and(|t| t.spilled(r).is_none()) {
+                *readers.entry((r.store, r.block)).or_default() += 1;
+            }
+        }
+        Reader {
+            texts,
+            batch: Batch::default(),
+            readers,
+            unpacked: HashMap::new(),
+        }
+    }
+
+    /// Reads the spilled texts among `refs`, the next ones written.
+    fn batch(&mut self, refs: impl Iterator<Item = Option<TextRef>>) {
+        self.batch.read(refs, self.texts);
+    }
+
+    /// Writes the text `r`, the `i`-th of the batch.
+    fn write(&mut self, i: usize, r: TextRef, out: &mut impl Write) -> io::Result<()> {
+        if let Some(text) = self.batch.text(i) {
+            return out.write_all(text);
+        }
+        let key = (r.store, r.block);
+        let texts = self.texts;
+        let block = self.unpacked.entry(key).or_insert_with(|| {
+            let block = texts
+                .get(usize::from(r.store))
+                .and_then(|t| t.unpacked(r.block));
+            block.unwrap_or_default()
+        });
+        out.write_all(
+            block
+                .get(r.start as usize..r.end as usize)
+                .unwrap_or_default(),
+        )?;
+        if let Some(n) = self.readers.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.unpacked.remove(&key);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One part's findings ([`diagnose::settle`]) in their report form, as the path rules find
+/// them, by severity (`Severity as usize`).
+struct Found {
+    keep: Keep,
+    /// Of [`Keep::Json`]: their JSON text, kept like connections'.
+    text: Option<Texts>,
+    json: [Vec<TextRef>; 3],
+    models: [Vec<model::Finding>; 3],
+}
+
+impl Found {
+    fn new(keep: Keep) -> Found {
+        Found {
+            keep,
+            text: None,
+            json: Default::default(),
+            models: Default::default(),
+        }
+    }
+}
+
+impl diagnose::Findings for Found {
+    fn found(&mut self, f: diagnose::Finding) {
+        let severity = f.severity as usize;
+        for f in model::findings(std::slice::from_ref(&f)) {
+            match self.keep {
+                Keep::Json => {
+                    let at = self.text.get_or_insert_with(Texts::new).put(&f);
+                    if let Some(found) = self.json.get_mut(severity) {
+                        found.push(at);
+                    }
+                }
+                Keep::Model => {
+                    if let Some(found) = self.models.get_mut(severity) {
+                        found.push(f);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The findings of a run in their report form, most severe first.
+enum Reported {
+    /// Their JSON texts ([`Keep::Json`]), each in `texts` by its store: its part.
+    Json {
+        texts: Vec<Texts>,
+        at: Vec<TextRef>,
+        problems: bool,
+    },
+    Model(Vec<model::Finding>),
+}
+
+impl Reported {
+    fn new(parts: [Found; 2], keep: Keep) -> Reported {
+        match keep {
+            Keep::Json => {
+                let mut texts = Vec::with_capacity(parts.len());
+                let found: [[Vec<TextRef>; 3]; 2] = parts.map(|part| {
+                    let store = u16::try_from(texts.len()).unwrap_or(u16::MAX);
+                    let mut text = part.text.unwrap_or_default();
+                    text.seal();
+                    texts.push(text);
+                    part.json
+                        .map(|found| found.into_iter().map(|r| TextRef { store, ..r }).collect())
+                });
+                let problems = found.iter().any(|part| {
+                    [Severity::Warning, Severity::Error]
+                        .iter()
+                        .any(|&s| part.get(s as usize).is_some_and(|f| !f.is_empty()))
+                });
+                Reported::Json {
+                    texts,
+                    at: in_order(found),
+                    problems,
+                }
+            }
+            Keep::Model => Reported::Model(in_order(parts.map(|p| p.models))),
+        }
+    }
+}
+
+/// The findings of the parts, by severity, in the order they are reported
+/// ([`diagnose::settle`]): most severe first, then part by part.
+fn in_order<T>(mut parts: [[Vec<T>; 3]; 2]) -> Vec<T> {
+    let mut all = Vec::new();
+    for s in [Severity::Error, Severity::Warning, Severity::Info] {
+        for part in &mut parts {
+            if let Some(found) = part.get_mut(s as usize) {
+                all.append(found);
+            }
+        }
+    }
+    all
+}
+
 /// Every store of a run, once the analyzers are done.
 pub struct Stored {
+    keep: Keep,
     /// Connection by connection in the order of their first packet.
     entries: Vec<Entry>,
     texts: Vec<Texts>,
@@ -327,11 +507,12 @@ pub struct Settled {
     /// In connection order.
     entries: Vec<Entry>,
     texts: Vec<Texts>,
-    pub findings: Vec<model::Finding>,
+    findings: Reported,
 }
 
 impl Stored {
     pub fn new(stores: Vec<Store<'_>>) -> Stored {
+        let keep = stores.first().map_or(Keep::Json, |s| s.keep);
         let n = stores.iter().flat_map(|s| &s.entries).map(Vec::len).sum();
         // Each chunk is freed once moved: the entries are not all in memory twice.
         let mut entries = Vec::with_capacity(n);
@@ -348,17 +529,27 @@ impl Stored {
         }
         // Orders are unique: numbers of the packets that opened the connections.
         entries.sort_unstable_by_key(|e| e.order);
-        Stored { entries, texts }
+        Stored {
+            keep,
+            entries,
+            texts,
+        }
     }
 
-    /// The path rules over all connections: final verdicts and findings.
+    /// The path rules over all connections: final verdicts and findings. The findings are put
+    /// in their report form as they are found (as JSON text, like connections, when that is all
+    /// that is asked for): a long run has thousands, with their recommendations.
     pub fn settle(self, cat: &Catalogue) -> Settled {
-        let Stored { mut entries, texts } = self;
-        let findings = diagnose::settle(&mut entries, cat);
+        let Stored {
+            keep,
+            mut entries,
+            texts,
+        } = self;
+        let parts = diagnose::settle(&mut entries, cat, || Found::new(keep));
         Settled {
             entries,
             texts,
-            findings: model::findings(&findings),
+            findings: Reported::new(parts, keep),
         }
     }
 }
@@ -375,17 +566,24 @@ fn mark(entries: &mut [Entry], store: usize) {
 
 impl Settled {
     pub fn problems(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.severity == "warning" || f.severity == "error")
+        match &self.findings {
+            Reported::Json { problems, .. } => *problems,
+            Reported::Model(found) => found
+                .iter()
+                .any(|f| f.severity == "warning" || f.severity == "error"),
+        }
     }
 
-    /// The document for renderers: the connections kept as models ([`Keep::Model`]; those kept
-    /// as JSON text are for [`Settled::write_json`] only).
+    /// The document for renderers: the connections and findings kept as models ([`Keep::Model`];
+    /// those kept as JSON text are for [`Settled::write_json`] only).
     pub fn document(self, input: Input) -> Document {
         let Settled {
             entries, findings, ..
         } = self;
+        let findings = match findings {
+            Reported::Model(found) => found,
+            Reported::Json { .. } => Vec::new(),
+        };
         let connections = entries
             .into_iter()
             .enumerate()
@@ -411,28 +609,17 @@ impl Settled {
 
     /// Writes the JSON document (the layout of [`super::write_json`]) straight from the records.
     pub fn write_json(&mut self, input: &Input, out: &mut impl Write) -> io::Result<()> {
-        // Blocks kept in memory (no spill file) are unpacked whole, and freed once their last
-        // connection is written: connections end roughly in the order they opened.
-        let mut readers: HashMap<(u16, u32), usize> = HashMap::new();
-        for e in &self.entries {
-            if let Body::Json(r) = e.body {
-                if self
-                    .texts
-                    .get(usize::from(r.store))
-                    .is_some_and(|t| t.spilled(r).is_none())
-                {
-                    *readers.entry((r.store, r.block)).or_default() += 1;
-                }
-            }
-        }
-        let mut unpacked: HashMap<(u16, u32), Vec<u8>> = HashMap::new();
-        let mut batch = Batch::default();
+        let text = |e: &Entry| match e.body {
+            Body::Json(r) => Some(r),
+            Body::Model(_) => None,
+        };
+        let mut reader = Reader::new(&self.texts, self.entries.iter().filter_map(text));
         // What is serialised, before it is written at once.
         let mut scratch = Vec::new();
         super::json_head(input, out)?;
         for first in (0..self.entries.len()).step_by(BATCH) {
             let ids = first..self.entries.len().min(first + BATCH);
-            batch.read(&self.entries[ids.clone()], &self.texts);
+            reader.batch(self.entries[ids.clone()].iter().map(text));
             for id in ids {
                 let e = &mut self.entries[id];
                 out.write_all(if id == 0 { b"\n" } else { b",\n" })?;
@@ -450,26 +637,7 @@ impl Settled {
                     Body::Json(r) => *r,
                 };
                 write!(out, "{{\"id\":{id},")?;
-                if let Some(text) = batch.text(id - first) {
-                    out.write_all(text)?;
-                } else {
-                    let key = (r.store, r.block);
-                    let texts = &self.texts;
-                    let block = unpacked.entry(key).or_insert_with(|| {
-                        let block = texts
-                            .get(usize::from(r.store))
-                            .and_then(|t| t.unpacked(r.block));
-                        block.unwrap_or_default()
-                    });
-                    let text = block.get(r.start as usize..r.end as usize);
-                    out.write_all(text.unwrap_or_default())?;
-                    if let Some(n) = readers.get_mut(&key) {
-                        *n -= 1;
-                        if *n == 0 {
-                            unpacked.remove(&key);
-                        }
-                    }
-                }
+                reader.write(id - first, r, out)?;
                 if !r.whole {
                     // Kept whole for this ([`Store::ended`]).
                     if let Some(v) = e.conn.verdict() {
@@ -481,7 +649,23 @@ impl Settled {
                 }
             }
         }
-        super::json_tail(&self.findings, out)
+        match &self.findings {
+            Reported::Model(found) => super::json_tail(found, out),
+            Reported::Json { texts, at, .. } => {
+                // The layout of `super::json_tail`.
+                out.write_all(b"\n],\n\"findings\":[")?;
+                let mut reader = Reader::new(texts, at.iter().copied());
+                for first in (0..at.len()).step_by(BATCH) {
+                    let ids = first..at.len().min(first + BATCH);
+                    reader.batch(at[ids.clone()].iter().copied().map(Some));
+                    for (i, r) in at[ids].iter().enumerate() {
+                        out.write_all(if first + i == 0 { b"\n" } else { b",\n" })?;
+                        reader.write(i, *r, out)?;
+                    }
+                }
+                out.write_all(b"\n]}\n")
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
