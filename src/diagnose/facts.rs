@@ -2,9 +2,14 @@
 //! (client/server rather than A/B), whether each RST was forged, the connection's first terminal
 //! event, and the idle periods that preceded a moment.
 
+use super::catalogue::Measure;
+use super::connection::Pending;
+use super::keepalive::SideKeepalive;
+use super::Verdict;
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Idle, Timeline};
+use std::net::{IpAddr, SocketAddr};
 
 /// A side of the connection by its role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -113,32 +118,136 @@ pub struct Facts<'a> {
     pub end: Option<End>,
 }
 
-/// What the path rules need of a connection, kept after its timeline is gone.
+/// What the path rules read of a connection besides its verdict, worked out when it is judged:
+/// a few numbers, kept after its timeline is gone, rather than its idle periods and PINGs (the
+/// verdict's time and silence, which the rules read with them, are not changed by the rules).
 #[derive(Clone, Debug)]
 pub struct PathFacts {
-    pub server: std::net::SocketAddr,
+    /// The server's address and port: a [`SocketAddr`] without its IPv6 flow info and scope id
+    /// (always 0 here, see tcp/flow.rs), in 20 bytes instead of 32.
+    server: (IpAddr, u16),
     pub first: Ts,
-    pub last: Ts,
-    pub transport_idle: Vec<Idle>,
-    pub stream_idle: Vec<Idle>,
-    /// When PINGs that were answered were sent.
-    pub answered_pings: Vec<Ts>,
+    /// Whether its verdict waits for the path rules.
+    pub pending: Pending,
+    /// The longest silences survived, by measure ([`PathFacts::survived`]).
+    survived: [Survived; 2],
+    /// A PING was answered during the silence before the verdict's moment.
+    pub pings_in_fatal_silence: bool,
+    /// The client's median interval between keepalive PINGs.
+    pub client_ping_interval_s: MaybeSecs,
+    /// The client pings often enough without calls to meet a default gRPC server's enforcement.
+    pub client_pings_risky: bool,
+    /// Implementations recognised for the client and the server side: their index in the
+    /// catalogue's fingerprints.
+    pub fingerprints: [Option<u16>; 2],
+}
+
+/// The longest idle period of one measure that a connection survived, in seconds: of all its
+/// periods, and of those that ended before its fatal silence.
+#[derive(Clone, Copy, Debug)]
+struct Survived {
+    any: MaybeSecs,
+    before_death: MaybeSecs,
+}
+
+/// Seconds, or none: an `Option<f64>` in half the room. NaN stands for none; the durations kept
+/// here are nanoseconds divided, never NaN.
+#[derive(Clone, Copy, Debug)]
+pub struct MaybeSecs(f64);
+
+impl MaybeSecs {
+    pub fn new(secs: Option<f64>) -> MaybeSecs {
+        MaybeSecs(secs.unwrap_or(f64::NAN))
+    }
+
+    pub fn get(self) -> Option<f64> {
+        (!self.0.is_nan()).then_some(self.0)
+    }
 }
 
 impl PathFacts {
-    pub fn new(f: &Facts<'_>) -> PathFacts {
+    /// `verdict`: the connection's, judged alone. The rules change neither its moment nor the
+    /// silence before it, which these facts are worked out with.
+    pub fn new(
+        f: &Facts<'_>,
+        verdict: &Verdict,
+        pending: Pending,
+        client_keepalive: &SideKeepalive,
+        fingerprints: [Option<u16>; 2],
+    ) -> PathFacts {
+        let tl = f.tl;
+        // The rules leave out of what was survived the silence that killed (from 1 ms before
+        // its end on).
+        let fatal_from = verdict
+            .fatal_silence_end
+            .or(verdict.at)
+            .map(|t| t.add_ns(-1_000_000).0);
+        let survived = |periods: &[Idle], measure: Measure| {
+            let mut s = Survived {
+                any: MaybeSecs::new(None),
+                before_death: MaybeSecs::new(None),
+            };
+            for p in periods {
+                // A transport silence proves survival only if a packet came after it; a stream
+                // silence ending the connection proves no L7 timer fired meanwhile (its GOAWAY
+                // would show).
+                if measure == Measure::Transport && p.end >= tl.last {
+                    continue;
+                }
+                let secs = p.secs();
+                if s.any.get().is_none_or(|b| secs > b) {
+                    s.any = MaybeSecs::new(Some(secs));
+                }
+                let before = fatal_from.is_none_or(|t| p.end.0 < t);
+                if before && s.before_death.get().is_none_or(|b| secs > b) {
+                    s.before_death = MaybeSecs::new(Some(secs));
+                }
+            }
+            s
+        };
+        let pings_in_fatal_silence = match (verdict.at, verdict.idle_before_s) {
+            (Some(t), Some(idle)) => {
+                let start = t.add_ns(-((idle * 1e9) as i64)).0;
+                f.pings
+                    .iter()
+                    .any(|p| p.acked_at.is_some() && p.ts.0 > start && p.ts <= t)
+            }
+            _ => false,
+        };
+        let k = client_keepalive;
+        let server = tl.server();
         PathFacts {
-            server: f.tl.server(),
-            first: f.tl.first,
-            last: f.tl.last,
-            transport_idle: f.tl.transport_idle.clone(),
-            stream_idle: f.tl.stream_idle.clone(),
-            answered_pings: f
-                .pings
-                .iter()
-                .filter(|p| p.acked_at.is_some())
-                .map(|p| p.ts)
-                .collect(),
+            server: (server.ip(), server.port()),
+            first: tl.first,
+            pending,
+            survived: [
+                survived(&tl.transport_idle, Measure::Transport),
+                survived(&tl.stream_idle, Measure::Stream),
+            ],
+            pings_in_fatal_silence,
+            client_ping_interval_s: MaybeSecs::new(k.interval_median_s),
+            client_pings_risky: k.pings - k.not_keepalive >= 3
+                && k.without_calls > 0
+                && k.interval_median_s.is_some_and(|m| m < 300.0),
+            fingerprints,
+        }
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        SocketAddr::new(self.server.0, self.server.1)
+    }
+
+    /// The longest idle period of `measure` the connection survived, in seconds: of all, or
+    /// (`died_of_silence`: its death was a silence's) of those before its fatal silence.
+    pub fn survived(&self, measure: Measure, died_of_silence: bool) -> Option<f64> {
+        let s = match measure {
+            Measure::Transport => self.survived[0],
+            Measure::Stream => self.survived[1],
+        };
+        if died_of_silence {
+            s.before_death.get()
+        } else {
+            s.any.get()
         }
     }
 }

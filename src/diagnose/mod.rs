@@ -20,7 +20,7 @@ pub use keepalive::{Keepalive, SideKeepalive};
 
 use crate::capture::Ts;
 use crate::timeline::Timeline;
-use facts::{Facts, PathFacts, Role};
+use facts::{Facts, MaybeSecs, PathFacts, Role};
 
 /// CONTRACT.md's cause vocabulary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -153,13 +153,12 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
 }
 
-/// What diagnosis concludes of one connection on its own, and what the path rules keep of it: a
-/// connection is judged when it ends, and its timeline can go.
+/// What diagnosis concludes of one connection on its own: a connection is judged when it ends, and
+/// its timeline can go.
 #[derive(Clone, Debug)]
 pub struct Judged {
     /// Before the path rules ([`settle`]) had their say.
     pub verdict: Verdict,
-    pending: connection::Pending,
     pub keepalive: Keepalive,
     /// Implementations recognised for the client and the server side.
     pub implementations: [Option<String>; 2],
@@ -172,7 +171,7 @@ impl Judged {
     /// Whether the path rules leave its verdict as it is: all but server FINs, which are judged
     /// against the rest of their path.
     pub fn verdict_final(&self) -> bool {
-        self.pending == connection::Pending::None
+        self.path.pending == connection::Pending::None
     }
 
     /// Whether the path rules read its verdict's evidence: they change verdicts that are not
@@ -180,6 +179,130 @@ impl Judged {
     /// is written out, other evidence need not be kept.
     pub fn evidence_read_later(&self) -> bool {
         !self.verdict_final() || path::QUOTED.contains(&self.verdict.cause)
+    }
+
+    /// What is kept of the connection until the end of the run. Its verdict is kept whole where
+    /// the path rules may change it, or where `whole` asks it (the verdict is still to be
+    /// written); otherwise only what the rules read of it.
+    pub fn summary(self, whole: bool) -> Summary {
+        let v = self.verdict;
+        let verdict = if whole || self.path.pending != connection::Pending::None {
+            Kept::Whole(Box::new(v))
+        } else if path::QUOTED.contains(&v.cause) {
+            let line = path::quoted(&v).and_then(|i| v.evidence.into_iter().nth(i));
+            Kept::Quoted(Box::new(Quoted {
+                cause: v.cause,
+                killed_by: v.killed_by,
+                idle_before_s: MaybeSecs::new(v.idle_before_s),
+                at: v.at,
+                line,
+            }))
+        } else {
+            Kept::Brief {
+                cause: v.cause,
+                killed_by: v.killed_by,
+                idle_before_s: MaybeSecs::new(v.idle_before_s),
+            }
+        };
+        Summary {
+            verdict,
+            path: self.path,
+        }
+    }
+}
+
+/// What is kept of a connection from its judgement to the end of the run, for the path rules and
+/// its final verdict: about a hundred bytes, where its timeline took thousands.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    verdict: Kept,
+    path: PathFacts,
+}
+
+#[derive(Clone, Debug)]
+enum Kept {
+    Whole(Box<Verdict>),
+    /// What the path rules read of a verdict that they do not change, but quote.
+    Quoted(Box<Quoted>),
+    /// What the path rules read of a verdict that they neither change nor quote.
+    Brief {
+        cause: Cause,
+        killed_by: Option<Actor>,
+        idle_before_s: MaybeSecs,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct Quoted {
+    cause: Cause,
+    killed_by: Option<Actor>,
+    idle_before_s: MaybeSecs,
+    at: Option<Ts>,
+    /// The line of its evidence that findings quote ([`path::quoted`]), if it has one.
+    line: Option<String>,
+}
+
+impl Summary {
+    /// The verdict, when it was kept whole ([`Judged::summary`]); final once [`settle`]d.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        match &self.verdict {
+            Kept::Whole(v) => Some(v),
+            Kept::Quoted(_) | Kept::Brief { .. } => None,
+        }
+    }
+
+    fn cause(&self) -> Cause {
+        match &self.verdict {
+            Kept::Whole(v) => v.cause,
+            Kept::Quoted(q) => q.cause,
+            Kept::Brief { cause, .. } => *cause,
+        }
+    }
+
+    fn killed_by(&self) -> Option<Actor> {
+        match &self.verdict {
+            Kept::Whole(v) => v.killed_by,
+            Kept::Quoted(q) => q.killed_by,
+            Kept::Brief { killed_by, .. } => *killed_by,
+        }
+    }
+
+    fn idle_before_s(&self) -> Option<f64> {
+        match &self.verdict {
+            Kept::Whole(v) => v.idle_before_s,
+            Kept::Quoted(q) => q.idle_before_s.get(),
+            Kept::Brief { idle_before_s, .. } => idle_before_s.get(),
+        }
+    }
+
+    /// When it died, of a verdict kept whole or quoted.
+    fn at(&self) -> Option<Ts> {
+        match &self.verdict {
+            Kept::Whole(v) => v.at,
+            Kept::Quoted(q) => q.at,
+            Kept::Brief { .. } => None,
+        }
+    }
+
+    /// The evidence of a verdict kept whole; of one quoted, the line quoted.
+    fn evidence(&self) -> &[String] {
+        match &self.verdict {
+            Kept::Whole(v) => &v.evidence,
+            Kept::Quoted(q) => q.line.as_slice(),
+            Kept::Brief { .. } => &[],
+        }
+    }
+}
+
+impl AsRef<Summary> for Summary {
+    fn as_ref(&self) -> &Summary {
+        self
+    }
+}
+
+impl AsMut<Summary> for Summary {
+    fn as_mut(&mut self) -> &mut Summary {
+        self
     }
 }
 
@@ -210,51 +333,69 @@ pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
         .filter(|s| s.is_proxy && !not_grpc)
         .map(|s| s.implementation.as_str());
     let (verdict, pending) = connection::judge(&f, proxy);
+    let keepalive = keepalive::reconstruct(&f, cat);
+    // Where in the catalogue, for the path rules: an index is smaller than the name.
+    let index = |found: Option<&catalogue::Fingerprint>| {
+        let found = found?;
+        let i = cat
+            .fingerprints
+            .iter()
+            .position(|f| std::ptr::eq(f, found))?;
+        u16::try_from(i).ok()
+    };
+    let path = PathFacts::new(
+        &f,
+        &verdict,
+        pending,
+        &keepalive.client,
+        [index(client), index(server)],
+    );
     Judged {
         verdict,
-        pending,
-        keepalive: keepalive::reconstruct(&f, cat),
+        keepalive,
         implementations: [
             client.map(|c| c.implementation.clone()),
             server.map(|s| s.implementation.clone()),
         ],
         forged_rsts: f.rsts.iter().map(|r| (r.ts, r.forged)).collect(),
-        path: PathFacts::new(&f),
+        path,
     }
 }
 
-/// The path rules over every connection of the run, in connection order: the final verdicts and
-/// the findings.
-/// `judged`: each connection in order, taken one at a time (a long run holds hundreds of
-/// thousands: they are moved into the path rules' columns, never all twice in memory).
-pub fn settle(
-    judged: impl ExactSizeIterator<Item = Judged>,
+/// The path rules over every connection of the run, in connection order (`conns`, as kept since
+/// each was judged, with the catalogue they were judged with): the verdicts they change are made
+/// final in place, and the findings go to sinks from `sink` as they are found.
+///
+/// The paths are settled in two parts (on two threads for a long run), each with its own sink,
+/// returned in the order of the paths. The findings are reported most severe first; within a
+/// severity, those of the first part, then those of the second, each in the order its sink was
+/// given them ([`reported`]).
+pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
+    conns: &mut [T],
     cat: &Catalogue,
-) -> (Vec<Verdict>, Vec<Finding>) {
-    let n = judged.len();
-    let (mut verdicts, mut pending, mut keepalive, mut implementations, mut paths) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for j in judged {
-        verdicts.push(j.verdict);
-        pending.push(j.pending);
-        keepalive.push(j.keepalive);
-        implementations.push(j.implementations);
-        paths.push(j.path);
+    sink: impl Fn() -> F + Sync,
+) -> [F; 2] {
+    path::settle(conns, cat, sink)
+}
+
+/// What takes the findings of the path rules as they are found ([`settle`]): a long run's need
+/// not all be in memory at once, in the rules' form.
+pub trait Findings: Send {
+    fn found(&mut self, f: Finding);
+}
+
+impl Findings for Vec<Finding> {
+    fn found(&mut self, f: Finding) {
+        self.push(f);
     }
-    let findings = path::settle(
-        &paths,
-        &mut verdicts,
-        &pending,
-        &keepalive,
-        &implementations,
-        cat,
-    );
-    (verdicts, findings)
+}
+
+/// Findings kept whole ([`settle`]), in the order they are reported.
+pub fn reported(parts: [Vec<Finding>; 2]) -> Vec<Finding> {
+    let [mut all, second] = parts;
+    all.extend(second);
+    all.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    all
 }
 
 /// Judges and settles timelines held whole (tests, fuzzing).
@@ -263,7 +404,15 @@ pub fn diagnose(timelines: &[Timeline], cat: &Catalogue) -> Diagnosis {
     let keepalive = judged.iter().map(|j| j.keepalive.clone()).collect();
     let implementations = judged.iter().map(|j| j.implementations.clone()).collect();
     let forged_rsts = judged.iter().map(|j| j.forged_rsts.clone()).collect();
-    let (verdicts, findings) = settle(judged.into_iter(), cat);
+    let mut conns: Vec<Summary> = judged.into_iter().map(|j| j.summary(true)).collect();
+    let findings = reported(settle(&mut conns, cat, Vec::new));
+    let verdicts = conns
+        .into_iter()
+        .filter_map(|c| match c.verdict {
+            Kept::Whole(v) => Some(*v),
+            Kept::Quoted(_) | Kept::Brief { .. } => None,
+        })
+        .collect();
     Diagnosis {
         verdicts,
         forged_rsts,

@@ -4,14 +4,11 @@
 
 use super::catalogue::{Catalogue, Measure, OnExpiry};
 use super::connection::Pending;
-use super::facts::PathFacts;
-use super::keepalive::Keepalive;
 use super::recommend;
-use super::{Actor, Cause, Finding, Match, Severity, Verdict};
-use crate::timeline::Idle;
+use super::{Actor, Cause, Finding, Findings, Match, Severity, Summary, Verdict};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::{Index, IndexMut};
+use std::ops::Index;
 
 /// The capture sees an intermediary's timer from a distance: a kill at expiry can look this much
 /// shorter than the timer (one-way delay, timer granularity).
@@ -20,64 +17,103 @@ const SLACK_S: f64 = 0.05;
 /// Deaths closer than this in time with scattered silences share a cause (a crash), not a timer.
 const SAME_MOMENT_NS: i64 = 500_000_000;
 
-pub fn settle(
-    facts: &[PathFacts],
-    verdicts: &mut [Verdict],
-    pending: &[Pending],
-    keepalive: &[Keepalive],
-    implementations: &[[Option<String>; 2]],
+/// A server and its connections, in connection order.
+type Path = (SocketAddr, Vec<usize>);
+
+pub fn settle<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
+    conns: &mut [T],
     cat: &Catalogue,
-) -> Vec<Finding> {
-    let cols = Columns {
-        facts,
-        pending,
-        keepalive,
-        implementations,
-        cat,
-    };
-    settle_from(verdicts, &cols, PARALLEL_FROM)
+    sink: impl Fn() -> F + Sync,
+) -> [F; 2] {
+    settle_from(conns, cat, sink, PARALLEL_FROM)
 }
 
 /// [`settle`], on two threads from `parallel_from` connections on.
-fn settle_from(verdicts: &mut [Verdict], cols: &Columns<'_>, parallel_from: usize) -> Vec<Finding> {
-    let facts = cols.facts;
+fn settle_from<T: AsRef<Summary> + AsMut<Summary> + Sync, F: Findings>(
+    conns: &mut [T],
+    cat: &Catalogue,
+    sink: impl Fn() -> F + Sync,
+    parallel_from: usize,
+) -> [F; 2] {
     // Grouped by hashing, then the paths put in the order of their servers.
     let mut paths: HashMap<SocketAddr, Vec<usize>, foldhash::fast::RandomState> =
         HashMap::default();
-    for (i, f) in facts.iter().enumerate() {
-        paths.entry(f.server).or_default().push(i);
+    for (i, c) in conns.iter().enumerate() {
+        paths.entry(c.as_ref().path.server()).or_default().push(i);
     }
-    let mut paths: Vec<(SocketAddr, Vec<usize>)> = paths.into_iter().collect();
+    let mut paths: Vec<Path> = paths.into_iter().collect();
     paths.sort_unstable_by_key(|(server, _)| *server);
     // Paths share nothing: with many connections, the later paths (about half the connections)
-    // are settled on a second thread, on their verdicts moved out.
-    let half = facts.len() / 2;
+    // are settled on a second thread.
+    let half = conns.len() / 2;
     let mut counted = 0;
     let split = paths
         .iter()
-        .position(|(_, conns)| {
-            counted += conns.len();
+        .position(|(_, path)| {
+            counted += path.len();
             counted >= half
         })
         .map_or(paths.len(), |p| p + 1);
     let (first, second) = paths.split_at(split);
-    let mut findings = if facts.len() < parallel_from || second.is_empty() {
-        settle_paths(&paths, verdicts, cols)
-    } else {
-        let mut part = Part::take(second, verdicts);
-        let (mut findings, later) = std::thread::scope(|s| {
-            let later = s.spawn(|| settle_paths(second, &mut part, cols));
-            (settle_paths(first, verdicts, cols), later.join())
-        });
-        match later {
-            Ok(later) => findings.extend(later),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        part.give_back(verdicts);
-        findings
+    let two = conns.len() >= parallel_from && !second.is_empty();
+    // Server FINs first. Each path's are settled from its own connections, and only its own
+    // findings read them: the verdicts are worked out from the summaries as they are, then put
+    // in their place.
+    let settled = {
+        let all = Conns(&*conns);
+        on_paths(two, first, second, |paths| {
+            paths
+                .iter()
+                .flat_map(|(_, path)| settle_fins(&all, path))
+                .collect::<Vec<_>>()
+        })
     };
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    findings
+    for (i, v) in settled.into_iter().flatten() {
+        if let Some(c) = conns.get_mut(i) {
+            c.as_mut().verdict = super::Kept::Whole(Box::new(v));
+        }
+    }
+    // Findings go to their part's sink as they are found.
+    let all = Conns(&*conns);
+    on_paths(two, first, second, |paths| {
+        let mut found = sink();
+        for (server, path) in paths {
+            for f in path_findings(*server, path, &all, cat) {
+                found.found(f);
+            }
+        }
+        found
+    })
+}
+
+/// `f` over the paths `first` and over `second`: on a second thread for `second` when `two`.
+fn on_paths<R: Send>(
+    two: bool,
+    first: &[Path],
+    second: &[Path],
+    f: impl Fn(&[Path]) -> R + Sync,
+) -> [R; 2] {
+    if !two {
+        return [f(first), f(second)];
+    }
+    let (out, later) = std::thread::scope(|s| {
+        let later = s.spawn(|| f(second));
+        (f(first), later.join())
+    });
+    match later {
+        Ok(later) => [out, later],
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The run's connections as the rules read them: by connection, its summary.
+struct Conns<'a, T>(&'a [T]);
+
+impl<T: AsRef<Summary>> Index<usize> for Conns<'_, T> {
+    type Output = Summary;
+    fn index(&self, i: usize) -> &Summary {
+        self.0[i].as_ref()
+    }
 }
 
 /// Causes whose verdict evidence findings quote (`other_findings`); the rules read no other
@@ -89,159 +125,85 @@ pub(super) const QUOTED: [Cause; 4] = [
     Cause::IdleClose,
 ];
 
+/// Which line of a final verdict's evidence findings may quote: of a max-age GOAWAY, the RPCs
+/// affected around it; of other causes, the first.
+pub(super) fn quoted(v: &Verdict) -> Option<usize> {
+    match v.cause {
+        Cause::MaxAgeGoaway => v.evidence.iter().position(|e| e.starts_with(RPCS_AFFECTED)),
+        _ => (!v.evidence.is_empty()).then_some(0),
+    }
+}
+
+/// How the evidence of a max-age GOAWAY opens the line on the RPCs it affected.
+const RPCS_AFFECTED: &str = "RPCs affected";
+
 /// Settling on a second thread pays from this many connections on.
 const PARALLEL_FROM: usize = 4096;
 
-/// What the rules read of every connection.
-struct Columns<'a> {
-    facts: &'a [PathFacts],
-    pending: &'a [Pending],
-    keepalive: &'a [Keepalive],
-    implementations: &'a [[Option<String>; 2]],
-    cat: &'a Catalogue,
-}
-
-/// The verdicts of some paths' connections, moved out of the run's verdicts and indexed as there
-/// (by connection).
-struct Part {
-    /// By connection: where its verdict is in `verdicts`, or `u32::MAX`.
-    slot: Vec<u32>,
-    /// The connections, in the order of `verdicts`.
-    ids: Vec<usize>,
-    verdicts: Vec<Verdict>,
-}
-
-impl Part {
-    fn take(paths: &[(SocketAddr, Vec<usize>)], all: &mut [Verdict]) -> Part {
-        let mut part = Part {
-            slot: vec![u32::MAX; all.len()],
-            ids: Vec::new(),
-            verdicts: Vec::new(),
-        };
-        for &i in paths.iter().flat_map(|(_, conns)| conns) {
-            if let (Some(slot), Some(v)) = (part.slot.get_mut(i), all.get_mut(i)) {
-                *slot = part.verdicts.len() as u32;
-                part.ids.push(i);
-                part.verdicts
-                    .push(std::mem::replace(v, Verdict::new(Cause::Alive)));
-            }
-        }
-        part
-    }
-
-    fn give_back(self, all: &mut [Verdict]) {
-        for (i, v) in self.ids.into_iter().zip(self.verdicts) {
-            if let Some(slot) = all.get_mut(i) {
-                *slot = v;
-            }
-        }
-    }
-}
-
-impl Index<usize> for Part {
-    type Output = Verdict;
-    fn index(&self, i: usize) -> &Verdict {
-        &self.verdicts[self.slot[i] as usize]
-    }
-}
-
-impl IndexMut<usize> for Part {
-    fn index_mut(&mut self, i: usize) -> &mut Verdict {
-        &mut self.verdicts[self.slot[i] as usize]
-    }
-}
-
-/// The rules over `paths`, which hold connections whose verdicts `verdicts` has.
-fn settle_paths<V: IndexMut<usize, Output = Verdict> + ?Sized>(
-    paths: &[(SocketAddr, Vec<usize>)],
-    verdicts: &mut V,
-    cols: &Columns<'_>,
+/// The findings of the path of `server`, whose connections are `path`.
+fn path_findings<V: Index<usize, Output = Summary> + ?Sized>(
+    server: SocketAddr,
+    path: &[usize],
+    conns: &V,
+    cat: &Catalogue,
 ) -> Vec<Finding> {
-    let Columns {
-        facts,
-        pending,
-        keepalive,
-        implementations,
-        cat,
-    } = *cols;
     let mut findings = Vec::new();
-    for (server, conns) in paths {
-        settle_fins(facts, verdicts, pending, conns);
-        for (cause, measure) in [
-            (Cause::IdleReset, Measure::Transport),
-            (Cause::IdleBlackhole, Measure::Transport),
-            (Cause::IdleClose, Measure::Transport),
-            (Cause::IdleGoaway, Measure::Stream),
-        ] {
-            let killed: Vec<usize> = conns
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    verdicts[i].cause == cause
-                        && verdicts[i].killed_by != Some(Actor::Client)
-                        && verdicts[i].idle_before_s.is_some()
-                })
-                .collect();
-            if killed.is_empty() {
-                continue;
-            }
-            findings.push(idle_finding(
-                *server,
-                cause,
-                measure,
-                &killed,
-                conns,
-                facts,
-                verdicts,
-                implementations,
-                cat,
-            ));
+    for (cause, measure) in [
+        (Cause::IdleReset, Measure::Transport),
+        (Cause::IdleBlackhole, Measure::Transport),
+        (Cause::IdleClose, Measure::Transport),
+        (Cause::IdleGoaway, Measure::Stream),
+    ] {
+        let killed: Vec<usize> = path
+            .iter()
+            .copied()
+            .filter(|&i| {
+                conns[i].cause() == cause
+                    && conns[i].killed_by() != Some(Actor::Client)
+                    && conns[i].idle_before_s().is_some()
+            })
+            .collect();
+        if killed.is_empty() {
+            continue;
         }
-        findings.extend(other_findings(
-            *server,
-            conns,
-            facts,
-            verdicts,
-            keepalive,
-            implementations,
-            cat,
+        findings.push(idle_finding(
+            server, cause, measure, &killed, path, conns, cat,
         ));
     }
+    findings.extend(other_findings(server, path, conns, cat));
     findings
 }
 
 /// A server-side FIN without GOAWAY after a silence is an L4 idle timer only if the path's deaths
 /// look like one: similar silences, and no connection on the path survived a longer one. Deaths at
 /// one moment after scattered silences, or after silences others survived, are the peer going away.
-fn settle_fins<V: IndexMut<usize, Output = Verdict> + ?Sized>(
-    facts: &[PathFacts],
-    verdicts: &mut V,
-    pending: &[Pending],
-    conns: &[usize],
-) {
-    let fin_deaths: Vec<usize> = conns
+fn settle_fins<V: Index<usize, Output = Summary> + ?Sized>(
+    conns: &V,
+    path: &[usize],
+) -> Vec<(usize, Verdict)> {
+    let fin_deaths: Vec<usize> = path
         .iter()
         .copied()
-        .filter(|&i| pending[i] == Pending::ServerFin)
+        .filter(|&i| conns[i].path.pending == Pending::ServerFin)
         .collect();
     if fin_deaths.is_empty() {
-        return;
+        return Vec::new();
     }
     let idles: Vec<f64> = fin_deaths
         .iter()
-        .map(|&i| verdicts[i].idle_before_s.unwrap_or(0.0))
+        .map(|&i| conns[i].idle_before_s().unwrap_or(0.0))
         .collect();
     let (lo, hi) = idles
         .iter()
         .fold((f64::MAX, 0.0f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
-    let survived = longest_survived(facts, verdicts, conns, Measure::Transport, &fin_deaths);
+    let survived = longest_survived(conns, path, Measure::Transport, &fin_deaths);
     let consistent = hi - lo <= (0.1 * lo).max(0.25);
     let long_enough = lo >= 1.0;
     let outlived = survived.is_some_and(|(s, _)| s >= lo);
     let same_moment = fin_deaths.len() >= 2 && {
         let times: Vec<i64> = fin_deaths
             .iter()
-            .filter_map(|&i| verdicts[i].at.map(|t| t.0))
+            .filter_map(|&i| conns[i].at().map(|t| t.0))
             .collect();
         times
             .iter()
@@ -251,8 +213,13 @@ fn settle_fins<V: IndexMut<usize, Output = Verdict> + ?Sized>(
     };
     // Deaths at one moment after scattered silences are already inconsistent: a crash, not a timer.
     let timer = consistent && long_enough && !outlived;
+    let mut settled = Vec::with_capacity(fin_deaths.len());
     for &i in &fin_deaths {
-        let v = &mut verdicts[i];
+        // A verdict the rules change is kept whole (`Judged::summary`).
+        let Some(v) = conns[i].verdict() else {
+            continue;
+        };
+        let mut v = v.clone();
         if timer {
             v.confidence = if fin_deaths.len() >= 2 { 0.85 } else { 0.65 };
             if fin_deaths.len() >= 2 {
@@ -268,6 +235,7 @@ fn settle_fins<V: IndexMut<usize, Output = Verdict> + ?Sized>(
                     "longest silence survived on this path: {s:.3} s (connection #{j})"
                 ));
             }
+            settled.push((i, v));
             continue;
         }
         v.cause = Cause::PeerAbort;
@@ -297,44 +265,25 @@ fn settle_fins<V: IndexMut<usize, Output = Verdict> + ?Sized>(
             v.evidence
                 .push("too short a silence before it for an idle timer".to_string());
         }
+        settled.push((i, v));
     }
+    settled
 }
 
 /// The longest idle period of `measure` on the path that did not end a connection, and its
 /// connection. The fatal silences of `excluded` (and of every connection that died of an idle
 /// cause) do not count.
-fn longest_survived<V: Index<usize, Output = Verdict> + ?Sized>(
-    facts: &[PathFacts],
-    verdicts: &V,
-    conns: &[usize],
+fn longest_survived<V: Index<usize, Output = Summary> + ?Sized>(
+    conns: &V,
+    path: &[usize],
     measure: Measure,
     excluded: &[usize],
 ) -> Option<(f64, usize)> {
     let mut best: Option<(f64, usize)> = None;
-    for &i in conns {
-        let f = &facts[i];
-        let v = &verdicts[i];
-        let fatal_from = match (
-            excluded.contains(&i) || is_idle_death(v.cause),
-            v.fatal_silence_end.or(v.at),
-        ) {
-            (true, Some(t)) => Some(t.add_ns(-1_000_000).0),
-            _ => None,
-        };
-        let periods: &[Idle] = match measure {
-            Measure::Transport => &f.transport_idle,
-            Measure::Stream => &f.stream_idle,
-        };
-        for p in periods {
-            if fatal_from.is_some_and(|t| p.end.0 >= t) {
-                continue;
-            }
-            // A transport silence proves survival only if a packet came after it; a stream silence
-            // ending the connection proves no L7 timer fired meanwhile (its GOAWAY would show).
-            if measure == Measure::Transport && p.end >= f.last {
-                continue;
-            }
-            let s = p.secs();
+    for &i in path {
+        let c = &conns[i];
+        let died_of_silence = excluded.contains(&i) || is_idle_death(c.cause());
+        if let Some(s) = c.path.survived(measure, died_of_silence) {
             if best.is_none_or(|(b, _)| s > b) {
                 best = Some((s, i));
             }
@@ -360,39 +309,29 @@ fn expiry_for(cause: Cause) -> &'static [OnExpiry] {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn idle_finding<V: Index<usize, Output = Verdict> + ?Sized>(
+fn idle_finding<V: Index<usize, Output = Summary> + ?Sized>(
     server: SocketAddr,
     cause: Cause,
     measure: Measure,
     killed: &[usize],
-    conns: &[usize],
-    facts: &[PathFacts],
-    verdicts: &V,
-    implementations: &[[Option<String>; 2]],
+    path: &[usize],
+    conns: &V,
     cat: &Catalogue,
 ) -> Finding {
     let fatal = killed
         .iter()
-        .filter_map(|&i| verdicts[i].idle_before_s)
+        .filter_map(|&i| conns[i].idle_before_s())
         .fold(f64::MAX, f64::min);
-    let survived = longest_survived(facts, verdicts, conns, measure, killed);
+    let survived = longest_survived(conns, path, measure, killed);
     let low = survived.map_or(0.0, |(s, _)| s);
     let high = fatal + (fatal * SLACK_FRACTION).max(SLACK_S);
     let consistent = low < high;
     // Did PINGs flow through the fatal silences? Then the timer ignores them.
-    let pings_flowed = killed.iter().any(|&i| {
-        let f = &facts[i];
-        let (Some(t), Some(idle)) = (verdicts[i].at, verdicts[i].idle_before_s) else {
-            return false;
-        };
-        let start = t.add_ns(-((idle * 1e9) as i64)).0;
-        f.answered_pings.iter().any(|&p| p.0 > start && p <= t)
-    });
-    let server_impl = killed.iter().find_map(|&i| implementations[i][1].clone());
+    let pings_flowed = killed.iter().any(|&i| conns[i].path.pings_in_fatal_silence);
+    let server_impl = implementation(killed, conns, Side::Server, cat);
     let by_server = killed
         .iter()
-        .all(|&i| verdicts[i].killed_by == Some(Actor::Server));
+        .all(|&i| conns[i].killed_by() == Some(Actor::Server));
     let mut matches: Vec<Match> = Vec::new();
     for e in &cat.intermediaries {
         if !expiry_for(cause).contains(&e.on_expiry)
@@ -470,7 +409,7 @@ fn idle_finding<V: Index<usize, Output = Verdict> + ?Sized>(
         fatal,
         killed
             .iter()
-            .filter_map(|&i| verdicts[i].idle_before_s)
+            .filter_map(|&i| conns[i].idle_before_s())
             .fold(0.0, f64::max),
         killed
             .iter()
@@ -504,7 +443,7 @@ fn idle_finding<V: Index<usize, Output = Verdict> + ?Sized>(
         (low, high),
         pings_flowed,
         by_server,
-        &client_impl(killed, implementations),
+        &implementation(killed, conns, Side::Client, cat),
         &server_impl,
     );
     Finding {
@@ -522,8 +461,28 @@ fn idle_finding<V: Index<usize, Output = Verdict> + ?Sized>(
     }
 }
 
-fn client_impl(conns: &[usize], implementations: &[[Option<String>; 2]]) -> Option<String> {
-    conns.iter().find_map(|&i| implementations[i][0].clone())
+#[derive(Clone, Copy)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// The implementation recognised for `side` on the first of `path` where one was.
+fn implementation<V: Index<usize, Output = Summary> + ?Sized>(
+    path: &[usize],
+    conns: &V,
+    side: Side,
+    cat: &Catalogue,
+) -> Option<String> {
+    path.iter().find_map(|&i| {
+        let found = conns[i].path.fingerprints[side as usize]?;
+        Some(
+            cat.fingerprints
+                .get(usize::from(found))?
+                .implementation
+                .clone(),
+        )
+    })
 }
 
 fn round3(x: f64) -> f64 {
@@ -532,36 +491,32 @@ fn round3(x: f64) -> f64 {
 
 /// Findings about too many pings, max-age rotation, abrupt ends, read timeouts and keepalive
 /// settings that invite trouble.
-fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
+fn other_findings<V: Index<usize, Output = Summary> + ?Sized>(
     server: SocketAddr,
-    conns: &[usize],
-    facts: &[PathFacts],
-    verdicts: &V,
-    keepalive: &[Keepalive],
-    implementations: &[[Option<String>; 2]],
+    path: &[usize],
+    conns: &V,
     cat: &Catalogue,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let with = |c: Cause| -> Vec<usize> {
-        conns
-            .iter()
+        path.iter()
             .copied()
-            .filter(|&i| verdicts[i].cause == c)
+            .filter(|&i| conns[i].cause() == c)
             .collect()
     };
-    let server_impl = conns.iter().find_map(|&i| implementations[i][1].clone());
-    let client = client_impl(conns, implementations);
+    let server_impl = implementation(path, conns, Side::Server, cat);
+    let client = implementation(path, conns, Side::Client, cat);
 
     let tmp = with(Cause::TooManyPings);
     if !tmp.is_empty() {
         let intervals: Vec<f64> = tmp
             .iter()
-            .filter_map(|&i| keepalive[i].client.interval_median_s)
+            .filter_map(|&i| conns[i].path.client_ping_interval_s.get())
             .collect();
         let interval = intervals.iter().cloned().fold(f64::MAX, f64::min);
         let mut evidence: Vec<String> = tmp
             .iter()
-            .filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}")))
+            .filter_map(|&i| conns[i].evidence().first().map(|e| format!("#{i}: {e}")))
             .take(3)
             .collect();
         if interval < f64::MAX {
@@ -583,16 +538,16 @@ fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
     if !aged.is_empty() {
         let ages: Vec<f64> = aged
             .iter()
-            .filter_map(|&i| verdicts[i].at.map(|t| t.secs_since(facts[i].first)))
+            .filter_map(|&i| conns[i].at().map(|t| t.secs_since(conns[i].path.first)))
             .collect();
         let failed: Vec<usize> = aged
             .iter()
             .copied()
             .filter(|&i| {
-                verdicts[i]
-                    .evidence
+                conns[i]
+                    .evidence()
                     .iter()
-                    .any(|e| e.starts_with("RPCs affected"))
+                    .any(|e| e.starts_with(RPCS_AFFECTED))
             })
             .collect();
         let mut evidence = vec![format!(
@@ -604,10 +559,10 @@ fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
                 .join(", ")
         )];
         for &i in &failed {
-            if let Some(e) = verdicts[i]
-                .evidence
+            if let Some(e) = conns[i]
+                .evidence()
                 .iter()
-                .find(|e| e.starts_with("RPCs affected"))
+                .find(|e| e.starts_with(RPCS_AFFECTED))
             {
                 evidence.push(format!("#{i}: {e}"));
             }
@@ -637,12 +592,12 @@ fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
 
     let aborted: Vec<usize> = with(Cause::PeerAbort)
         .into_iter()
-        .filter(|&i| verdicts[i].killed_by == Some(Actor::Server))
+        .filter(|&i| conns[i].killed_by() == Some(Actor::Server))
         .collect();
     if !aborted.is_empty() {
         let evidence = aborted
             .iter()
-            .filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}")))
+            .filter_map(|&i| conns[i].evidence().first().map(|e| format!("#{i}: {e}")))
             .take(4)
             .collect();
         out.push(Finding {
@@ -659,12 +614,12 @@ fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
 
     let read_timeouts: Vec<usize> = with(Cause::IdleClose)
         .into_iter()
-        .filter(|&i| verdicts[i].killed_by == Some(Actor::Client))
+        .filter(|&i| conns[i].killed_by() == Some(Actor::Client))
         .collect();
     if !read_timeouts.is_empty() {
         let waits: Vec<f64> = read_timeouts
             .iter()
-            .filter_map(|&i| verdicts[i].idle_before_s)
+            .filter_map(|&i| conns[i].idle_before_s())
             .collect();
         let wait = waits.iter().cloned().fold(f64::MAX, f64::min);
         out.push(Finding {
@@ -674,27 +629,22 @@ fn other_findings<V: Index<usize, Output = Verdict> + ?Sized>(
             connections: read_timeouts.clone(),
             estimate: None,
             matches: Vec::new(),
-            evidence: read_timeouts.iter().filter_map(|&i| verdicts[i].evidence.first().map(|e| format!("#{i}: {e}"))).take(3).collect(),
+            evidence: read_timeouts.iter().filter_map(|&i| conns[i].evidence().first().map(|e| format!("#{i}: {e}"))).take(3).collect(),
             recommendation: "If these are long-lived streams (server streaming, watch), raise the proxy's read timeout above the longest gap between messages (nginx: grpc_read_timeout / grpc_send_timeout; Envoy: stream_idle_timeout and the route timeout), or have the server send messages or PINGs more often than the timeout.".to_string(),
         });
     }
 
     // Keepalive settings that will meet default ping enforcement: predicted, not yet seen.
     if with(Cause::TooManyPings).is_empty() {
-        let risky: Vec<usize> = conns
+        let risky: Vec<usize> = path
             .iter()
             .copied()
-            .filter(|&i| {
-                let k = &keepalive[i].client;
-                k.pings - k.not_keepalive >= 3
-                    && k.without_calls > 0
-                    && k.interval_median_s.is_some_and(|m| m < 300.0)
-            })
+            .filter(|&i| conns[i].path.client_pings_risky)
             .collect();
         if !risky.is_empty() {
             let interval = risky
                 .iter()
-                .filter_map(|&i| keepalive[i].client.interval_median_s)
+                .filter_map(|&i| conns[i].path.client_ping_interval_s.get())
                 .fold(f64::MAX, f64::min);
             out.push(Finding {
                 id: "keepalive-policy",
@@ -718,10 +668,12 @@ mod tests {
     use super::*;
     use crate::analyzer::{Analyzer, Config};
     use crate::capture::CaptureReader;
-    use crate::diagnose::Judged;
+    use crate::diagnose::facts::Facts;
+    use crate::diagnose::{judge, reported, Judged};
+    use crate::timeline::{Idle, Timeline};
 
-    /// Every lab capture's connections judged, as one run.
-    fn judged(cat: &Catalogue) -> Vec<Judged> {
+    /// Every lab capture's connections, as one run.
+    fn timelines() -> Vec<Timeline> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
@@ -729,39 +681,33 @@ mod tests {
             .filter(|p| p.exists())
             .collect();
         files.sort();
-        let mut judged = Vec::new();
+        let mut timelines = Vec::new();
         for f in files {
             let mut reader = CaptureReader::open(f.to_str().unwrap()).unwrap();
             let mut analyzer = Analyzer::new(Config::default());
             while let Some(p) = reader.next_packet() {
                 analyzer.packet(&p);
             }
-            let (timelines, _) = analyzer.finish();
-            judged.extend(timelines.iter().map(|tl| crate::diagnose::judge(tl, cat)));
+            timelines.extend(analyzer.finish().0);
         }
-        judged
+        timelines
     }
 
-    /// The path rules over `judged`, on two threads from `parallel_from` connections on.
+    fn judged(cat: &Catalogue) -> Vec<Judged> {
+        timelines().iter().map(|tl| judge(tl, cat)).collect()
+    }
+
+    /// The path rules over `judged`, kept as summaries with their verdicts whole if `whole`, on
+    /// two threads from `parallel_from` connections on: the verdicts kept and the findings.
     fn settle_judged(
         judged: &[Judged],
+        whole: bool,
         cat: &Catalogue,
         parallel_from: usize,
-    ) -> (Vec<Verdict>, Vec<Finding>) {
-        let mut verdicts: Vec<Verdict> = judged.iter().map(|j| j.verdict.clone()).collect();
-        let facts: Vec<PathFacts> = judged.iter().map(|j| j.path.clone()).collect();
-        let pending: Vec<Pending> = judged.iter().map(|j| j.pending).collect();
-        let keepalive: Vec<Keepalive> = judged.iter().map(|j| j.keepalive.clone()).collect();
-        let implementations: Vec<[Option<String>; 2]> =
-            judged.iter().map(|j| j.implementations.clone()).collect();
-        let cols = Columns {
-            facts: &facts,
-            pending: &pending,
-            keepalive: &keepalive,
-            implementations: &implementations,
-            cat,
-        };
-        let findings = settle_from(&mut verdicts, &cols, parallel_from);
+    ) -> (Vec<Option<Verdict>>, Vec<Finding>) {
+        let mut conns: Vec<Summary> = judged.iter().map(|j| j.clone().summary(whole)).collect();
+        let findings = reported(settle_from(&mut conns, cat, Vec::new, parallel_from));
+        let verdicts = conns.iter().map(|c| c.verdict().cloned()).collect();
         (verdicts, findings)
     }
 
@@ -770,58 +716,89 @@ mod tests {
     fn two_threads_settle_as_one() {
         let cat = Catalogue::builtin();
         let judged = judged(&cat);
-        let servers: std::collections::BTreeSet<_> = judged.iter().map(|j| j.path.server).collect();
+        let servers: std::collections::BTreeSet<_> =
+            judged.iter().map(|j| j.path.server()).collect();
         assert!(
             servers.len() > 10,
             "too few paths to split: {}",
             servers.len()
         );
-        let (one_v, one_f) = settle_judged(&judged, &cat, usize::MAX);
-        let (two_v, two_f) = settle_judged(&judged, &cat, 0);
+        let (one_v, one_f) = settle_judged(&judged, true, &cat, usize::MAX);
+        let (two_v, two_f) = settle_judged(&judged, true, &cat, 0);
         assert!(!one_f.is_empty());
-        let unsettled: Vec<Verdict> = judged.into_iter().map(|j| j.verdict).collect();
+        let unsettled: Vec<Option<Verdict>> = judged.into_iter().map(|j| Some(j.verdict)).collect();
         assert!(one_v != unsettled, "the path rules changed no verdict");
         assert_eq!(one_v, two_v);
         assert_eq!(one_f, two_f);
     }
 
-    /// The evidence let go once a final verdict is written out is never what the rules quote or
-    /// change: the same findings and verdicts, but for that evidence.
+    /// What is let go of a verdict the rules neither change nor quote is never what they read:
+    /// the same findings, and the same verdicts where kept.
     #[test]
-    fn forgotten_evidence_is_never_read() {
+    fn brief_verdicts_settle_as_whole_ones() {
         let cat = Catalogue::builtin();
         let judged = judged(&cat);
-        let (full_v, full_f) = settle_judged(&judged, &cat, usize::MAX);
-        let mut forgetful = judged;
-        for j in &mut forgetful {
-            if !j.evidence_read_later() {
-                j.verdict.evidence = Vec::new();
+        let (whole_v, whole_f) = settle_judged(&judged, true, &cat, usize::MAX);
+        let (brief_v, brief_f) = settle_judged(&judged, false, &cat, usize::MAX);
+        assert_eq!(whole_f, brief_f);
+        let mut brief = 0;
+        for (whole, kept) in whole_v.iter().zip(&brief_v) {
+            match kept {
+                Some(kept) => assert_eq!(whole.as_ref(), Some(kept)),
+                None => brief += 1,
             }
         }
-        let (kept_v, kept_f) = settle_judged(&forgetful, &cat, usize::MAX);
-        assert_eq!(full_f, kept_f);
-        let mut forgotten = 0;
-        for (full, kept) in full_v.iter().zip(&kept_v) {
-            if kept.evidence.is_empty() && !full.evidence.is_empty() {
-                forgotten += 1;
-                assert_eq!(
-                    Verdict {
-                        evidence: Vec::new(),
-                        ..full.clone()
-                    },
-                    *kept
-                );
-            } else {
-                assert_eq!(full, kept);
-            }
-        }
-        assert!(forgotten > 0, "no evidence let go");
+        assert!(brief > 0, "no verdict kept brief");
         // Every quoted cause is in the captures, so that a rule quoting it is tested here.
         for cause in QUOTED {
             assert!(
-                full_v.iter().any(|v| v.cause == cause),
+                whole_v.iter().flatten().any(|v| v.cause == cause),
                 "no {cause:?} in the captures"
             );
         }
+    }
+
+    /// The silences survived and the PINGs answered in the fatal one, worked out when a
+    /// connection is judged, are those its timeline shows.
+    #[test]
+    fn path_facts_are_the_timelines() {
+        let cat = Catalogue::builtin();
+        let (mut shorter, mut pinged) = (0, 0);
+        for tl in timelines() {
+            let j = judge(&tl, &cat);
+            let v = &j.verdict;
+            for (measure, periods) in [
+                (Measure::Transport, &tl.transport_idle),
+                (Measure::Stream, &tl.stream_idle),
+            ] {
+                for died_of_silence in [false, true] {
+                    // Periods that end from 1 ms before the end of the fatal silence on are
+                    // that silence; a transport silence with no packet after it is no survival.
+                    let fatal = v.fatal_silence_end.or(v.at).filter(|_| died_of_silence);
+                    let survived: Option<f64> = periods
+                        .iter()
+                        .filter(|p: &&Idle| fatal.is_none_or(|t| p.end.0 < t.0 - 1_000_000))
+                        .filter(|p| measure == Measure::Stream || p.end < tl.last)
+                        .map(|p| p.secs())
+                        .reduce(f64::max);
+                    assert_eq!(j.path.survived(measure, died_of_silence), survived);
+                }
+                if j.path.survived(measure, true) != j.path.survived(measure, false) {
+                    shorter += 1;
+                }
+            }
+            let f = Facts::new(&tl);
+            let answered_in_silence = match (v.at, v.idle_before_s) {
+                (Some(at), Some(idle)) => f.pings.iter().any(|p| {
+                    let silence_ns = (idle * 1e9) as i64;
+                    p.acked_at.is_some() && p.ts <= at && at.ns_since(p.ts) < silence_ns
+                }),
+                _ => false,
+            };
+            assert_eq!(j.path.pings_in_fatal_silence, answered_in_silence);
+            pinged += usize::from(answered_in_silence);
+        }
+        assert!(shorter > 0, "no fatal silence left out");
+        assert!(pinged > 0, "no PING answered in a fatal silence");
     }
 }
