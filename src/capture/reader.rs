@@ -1,9 +1,11 @@
 //! One capture input read as a stream: the format is recognised by content (gzip, pcap in both byte
 //! orders and both resolutions, pcapng), never by name, so `-` (standard input) works like a file.
-//! Records are parsed by `pcap-parser` where they lie in the reader's buffer ([`super::window`]);
-//! a packet borrows that buffer until the next call. gzip ([`super::gunzip`]) is decompressed on
-//! another thread ([`super::ahead`]) while records are parsed on this one. A truncated or corrupt file ends with
-//! a warning that says where, after everything before the damage has been delivered.
+//! Records are parsed where they lie in the reader's buffer ([`super::window`]): classic pcap
+//! records here, by hand (a whole one on its own short path, it is most of the work), headers and
+//! pcapng blocks by `pcap-parser`; a packet borrows that buffer until the next call. gzip
+//! ([`super::gunzip`]) is decompressed on another thread ([`super::ahead`]) while records are
+//! parsed on this one. A truncated or corrupt file ends with a warning that says where, after
+//! everything before the damage has been delivered.
 
 use super::ahead::{self, Ahead};
 use super::gunzip::Gunzip;
