@@ -543,16 +543,34 @@ pub fn connection(
         frames.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     }
 
-    let mut pings: Vec<Ping> = Vec::new();
+    // The lists made of the events, each allocated once at its length (a first push makes room
+    // for four, and a fifth moves them).
+    let mut lengths = [0usize; 8];
+    for e in &tl.events {
+        let list = match e.kind {
+            EventKind::Ping { .. } | EventKind::InferredPing { .. } => 0,
+            EventKind::Goaway { .. } => 1,
+            EventKind::RstStream { .. } => 2,
+            EventKind::Settings { .. } => 3,
+            EventKind::Rst { .. } => 4,
+            EventKind::Anomaly { .. } | EventKind::Gap { .. } => 5,
+            EventKind::Limit { .. } => 6,
+            EventKind::Retransmission => 7,
+            _ => continue,
+        };
+        lengths[list] += 1;
+    }
+    let mut pings: Vec<Ping> = Vec::with_capacity(lengths[0]);
     let mut waiting = Unanswered::default();
     let mut inferred_waiting: [std::collections::VecDeque<usize>; 2] = Default::default();
-    let mut goaways = Vec::new();
-    let mut rst_streams = Vec::new();
-    let mut settings = Vec::new();
-    let mut rsts = Vec::new();
-    let mut anomalies = Vec::new();
-    let mut limits = Vec::new();
-    let mut retransmission_times = Vec::new();
+    let mut goaways = Vec::with_capacity(lengths[1]);
+    let mut rst_streams = Vec::with_capacity(lengths[2]);
+    let mut settings = Vec::with_capacity(lengths[3]);
+    let mut rsts = Vec::with_capacity(lengths[4]);
+    let mut anomalies = Vec::with_capacity(lengths[5]);
+    // One more for a note of events not kept.
+    let mut limits = Vec::with_capacity(lengths[6] + usize::from(tl.events_dropped > 0));
+    let mut retransmission_times = Vec::with_capacity(lengths[7]);
     let mut tls_close = Sides {
         client: None,
         server: None,
