@@ -291,6 +291,19 @@ fn json_writer_writes_floats_as_serde_json_does_for_report_and_adversarial_value
         f.check(((later.as_secs_f64() - ts.as_secs_f64()) * 1e6).round() / 1e3);
         f.check(rng.below(10_000) as f64 / 100.0);
     }
+    // Runs of timestamps, as a connection has them: many share their seconds, which are written
+    // once and then copied.
+    for _ in 0..20_000 {
+        let start = Ts::from_parts(rng.below(1 << 34) as i64, 0);
+        let run: Vec<f64> = (0..rng.below(40))
+            .map(|_| start.add_ns(rng.below(3_000_000_000) as i64).as_secs_f64())
+            .collect();
+        f.want.clear();
+        f.got.clear();
+        serde_json::to_writer(&mut f.want, &run).expect("serde_json serialises it");
+        json::to_vec_into(&mut f.got, &run).expect("serialises");
+        assert!(f.got == f.want, "{run:?}");
+    }
     // Every float of a window: around timestamps, whole numbers, powers of two and of ten.
     let mut centres: Vec<f64> = vec![1_704_067_200.0, 1_704_067_200.001_557, 0.001, 0.1, 1.0];
     for e in -12..=54 {

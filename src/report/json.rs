@@ -42,7 +42,15 @@ fn write<T: ?Sized + Serialize>(
     value: &T,
     room: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    let mut text = Out { buf: room, len: 0 };
+    let mut text = Out {
+        buf: room,
+        len: 0,
+        seconds: Seconds {
+            whole: u64::MAX,
+            text: [0; 16],
+            len: 0,
+        },
+    };
     let written = value.serialize(Serializer { out: &mut text });
     out.extend_from_slice(&text.buf[..text.len]);
     written
@@ -111,6 +119,15 @@ fn float_key_must_be_finite() -> Error {
 /// strings JSON members are made of.
 struct Out<'v> {
     buf: &'v mut Vec<u8>,
+    len: usize,
+    seconds: Seconds,
+}
+
+/// The whole part of the last float written from 10^8 up, and its text: the timestamps of a
+/// connection mostly share their seconds.
+struct Seconds {
+    whole: u64,
+    text: [u8; 16],
     len: usize,
 }
 
@@ -313,10 +330,25 @@ impl Out<'_> {
     /// zeros cut off by the length kept.
     #[inline]
     fn put_decimal(&mut self, d: Decimal) {
+        let seconds = if d.whole >= POW10[8] {
+            if d.whole != self.seconds.whole {
+                self.seconds.len = put_whole(&mut self.seconds.text, d.whole);
+                self.seconds.whole = d.whole;
+            }
+            Some((self.seconds.text, self.seconds.len))
+        } else {
+            None
+        };
         let room = self.room(40);
         room[0] = b'-';
         let mut at = usize::from(d.negative);
-        at += put_whole(&mut room[at..], d.whole);
+        at += match seconds {
+            Some((text, len)) => {
+                room[at..at + 16].copy_from_slice(&text);
+                len
+            }
+            None => put_whole(&mut room[at..], d.whole),
+        };
         room[at] = b'.';
         at += 1;
         at += if d.places == 0 {
