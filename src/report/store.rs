@@ -6,7 +6,8 @@
 //! while the run goes on ([`Spill`]).
 //!
 //! What needs every connection (the path rules, the final verdicts, connection ids) waits for the
-//! end of the run: [`Stored::finish`].
+//! end of the run: [`Stored::settle`], whose findings are put in their report form (and written
+//! to the file) as they are found.
 
 use super::json;
 use super::model::{self, Connection, Document, Input};
