@@ -464,6 +464,12 @@ fn finish(
             stats.parked_lost
         ));
     }
+    if stored.lost() > 0 {
+        warnings.push(format!(
+            "{} ended connection(s) written to a temporary file could not be read back: they are left out",
+            stored.lost()
+        ));
+    }
     if stats.tls_without_keys > 0 && common.keylog.is_some() {
         warnings.push(format!(
             "{} HTTP/2-over-TLS connection(s) not decrypted: no working key in the key log; their PINGs are inferred from record sizes",

@@ -7,6 +7,7 @@ use super::facts::{secs, EndKind, Facts, Role, DRAIN_STREAM_ID};
 use super::{Actor, Cause, Verdict};
 use crate::capture::Ts;
 use crate::http2::frame::error_name;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Silences shorter than this are not "idle" for the purpose of blaming an idle timer.
@@ -42,7 +43,7 @@ pub fn at(f: &Facts<'_>, ts: Ts) -> At {
 }
 
 /// Whether a server-side FIN without GOAWAY still has to be judged against the rest of the path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pending {
     None,
     /// FIN from the server side after `idle` without a GOAWAY: an L4 idle timer, or a crash.

@@ -9,6 +9,7 @@ use super::Verdict;
 use crate::capture::Ts;
 use crate::tcp::Dir;
 use crate::timeline::{EventKind, Idle, Timeline};
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
 /// A side of the connection by its role.
@@ -121,7 +122,7 @@ pub struct Facts<'a> {
 /// What the path rules read of a connection besides its verdict, worked out when it is judged:
 /// a few numbers, kept after its timeline is gone, rather than its idle periods and PINGs (the
 /// verdict's time and silence, which the rules read with them, are not changed by the rules).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PathFacts {
     /// The server's address and port: a [`SocketAddr`] without its IPv6 flow info and scope id
     /// (always 0 here, see tcp/flow.rs), in 20 bytes instead of 32.
@@ -144,7 +145,7 @@ pub struct PathFacts {
 
 /// The longest idle period of one measure that a connection survived, in seconds: of all its
 /// periods, and of those that ended before its fatal silence.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 struct Survived {
     any: MaybeSecs,
     before_death: MaybeSecs,
@@ -152,7 +153,7 @@ struct Survived {
 
 /// Seconds, or none: an `Option<f64>` in half the room. NaN stands for none; the durations kept
 /// here are nanoseconds divided, never NaN.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct MaybeSecs(f64);
 
 impl MaybeSecs {

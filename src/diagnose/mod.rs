@@ -21,9 +21,10 @@ pub use keepalive::{Keepalive, SideKeepalive};
 use crate::capture::Ts;
 use crate::timeline::Timeline;
 use facts::{Facts, MaybeSecs, PathFacts, Role};
+use serde::{Deserialize, Serialize};
 
 /// CONTRACT.md's cause vocabulary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Cause {
     Alive,
     GracefulClose,
@@ -54,7 +55,7 @@ impl Cause {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Actor {
     Client,
     Server,
@@ -73,7 +74,7 @@ impl Actor {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
     pub cause: Cause,
     /// `None` for a connection nobody ended (alive).
@@ -212,14 +213,15 @@ impl Judged {
 }
 
 /// What is kept of a connection from its judgement to the end of the run, for the path rules and
-/// its final verdict: about a hundred bytes, where its timeline took thousands.
-#[derive(Clone, Debug)]
+/// its final verdict: about a hundred bytes, where its timeline took thousands. It is written
+/// to a temporary file while the run goes on (report/store.rs).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     verdict: Kept,
     path: PathFacts,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 enum Kept {
     Whole(Box<Verdict>),
     /// What the path rules read of a verdict that they do not change, but quote.
@@ -232,7 +234,7 @@ enum Kept {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Quoted {
     cause: Cause,
     killed_by: Option<Actor>,

@@ -1,10 +1,13 @@
 //! Connections from the moment they end until the report is written. Each is judged alone and put
 //! in its report form as soon as the analyzer is done with it, on the analyzer's thread, and its
 //! timeline goes: a long capture keeps one compact record per connection, not its events. When the
-//! JSON document is all that is asked for, the record is the connection's JSON text itself.
+//! JSON document is all that is asked for, the record is the connection's JSON text itself, and
+//! both it and what the path rules need of the connection ([`Summary`]) go to a temporary file
+//! while the run goes on ([`Spill`]).
 //!
 //! What needs every connection (the path rules, the final verdicts, connection ids) waits for the
-//! end of the run: [`Stored::finish`].
+//! end of the run: [`Stored::settle`], whose findings are put in their report form (and written
+//! to the file) as they are found.
 
 use super::json;
 use super::model::{self, Connection, Document, Input};
@@ -12,7 +15,9 @@ use crate::analyzer::Sink;
 use crate::diagnose::{self, Catalogue, Severity, Summary};
 use crate::spill::{Spill, Spilled};
 use crate::timeline::Timeline;
-use std::collections::HashMap;
+use serde::ser::{Error as _, SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
 use std::ops::Range;
 
@@ -33,7 +38,7 @@ enum Body {
 }
 
 /// Where a connection's JSON text is: a block of its store's [`Texts`] and a range in it.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Serialize, Deserialize)]
 struct TextRef {
     /// Its store, among the run's ([`Stored`]).
     store: u16,
@@ -145,22 +150,46 @@ impl AsMut<Summary> for Entry {
     }
 }
 
-/// Entries a store keeps in one allocation. In chunks, a store never copies its entries to grow:
-/// a vector that doubled held both copies for a moment, which on the 600 MB bench capture set
-/// the peak RSS 4.6 MB above the level around it.
-const CHUNK: usize = 4096;
+/// Entries a store keeps in one allocation, and writes to the spill file at once. In chunks, a
+/// store never copies its entries to grow (a vector that doubled held both copies for a moment,
+/// which on the 600 MB bench capture set the peak RSS 4.6 MB above the level around it); small
+/// ones cost little while they are filled and written (60 kB, 50 kB written), and are still few
+/// writes (one per 512 connections).
+const CHUNK: usize = 512;
 
 /// The connections one analyzer ended, as an analyzer [`Sink`].
 pub struct Store<'a> {
     cat: &'a Catalogue,
     keep: Keep,
-    /// In the order they ended, in chunks of [`CHUNK`] (all full but the last).
+    /// In the order they ended, in chunks of [`CHUNK`]; the last one is being filled.
     entries: Vec<Vec<Entry>>,
-    /// Entries of connections handed over as they were parked, by their place in `entries`
-    /// (counted over the chunks): a packet may revive them ([`Sink::revived`]).
-    parked: HashMap<u64, usize>,
+    /// Chunks of entries written to the spill file of `text`, and how many entries each holds.
+    spilled: Vec<(Spilled, usize)>,
+    /// Connections handed over as they were parked and revived by a later packet: of their
+    /// entries, only the last stands ([`Stored::new`]).
+    revived: HashSet<u64>,
     /// The JSON texts of the entries kept as [`Keep::Json`].
     text: Texts,
+}
+
+/// An entry as written to the spill file (with postcard): of [`Keep::Json`], whose body is a
+/// text.
+type Written = (u64, Summary, TextRef);
+
+/// Entries written as a sequence of [`Written`], without a copy.
+struct Writing<'a>(&'a [Entry]);
+
+impl Serialize for Writing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            let Body::Json(r) = e.body else {
+                return Err(S::Error::custom("a connection kept as a model"));
+            };
+            seq.serialize_element(&(e.order, &e.conn, r))?;
+        }
+        seq.end()
+    }
 }
 
 /// What opens a connection's JSON text before the members kept (`id` is 0 until the end).
@@ -169,23 +198,35 @@ const ID_ZERO: &[u8] = b"{\"id\":0,";
 const VERDICT: &[u8] = b",\"verdict\":";
 
 impl<'a> Store<'a> {
+    /// Writes the full chunk being filled to the spill file, and empties it to be filled again;
+    /// where the file takes no more, the chunk stays.
+    fn spill_chunk(&mut self) {
+        let (Some(chunk), Some(spill)) = (self.entries.last_mut(), self.text.spill.as_mut()) else {
+            return;
+        };
+        if !spill.takes_more() {
+            return;
+        }
+        let bytes = postcard::to_allocvec(&Writing(chunk)).ok();
+        if let Some(at) = bytes.and_then(|b| spill.put(&b)) {
+            self.spilled.push((at, chunk.len()));
+            chunk.clear();
+        }
+    }
+
     pub fn new(cat: &'a Catalogue, keep: Keep) -> Store<'a> {
         Store {
             cat,
             keep,
             entries: Vec::new(),
-            parked: HashMap::new(),
+            spilled: Vec::new(),
+            revived: HashSet::new(),
             text: if keep == Keep::Json {
                 Texts::new()
             } else {
                 Texts::default()
             },
         }
-    }
-
-    /// Entries kept so far.
-    fn len(&self) -> usize {
-        self.entries.iter().map(Vec::len).sum()
     }
 
     /// Keeps `conn` as its JSON text, but for `id`, known at the end, and for `verdict` unless
@@ -271,38 +312,19 @@ impl Sink for Store<'_> {
                 self.entries.push(chunk);
             }
         }
+        if self.entries.last().is_some_and(|c| c.len() == CHUNK) {
+            self.spill_chunk();
+        }
     }
 
     fn ends_parked(&self) -> bool {
         true
     }
 
-    fn ended_parked(&mut self, order: u64, tl: Timeline) {
-        self.parked.insert(order, self.len());
-        self.ended(order, tl);
-    }
-
     fn revived(&mut self, order: u64) {
-        let Some(i) = self.parked.remove(&order) else {
-            return;
-        };
-        // The last entry takes its place. Its text, if any, stays where it was written, unread.
-        let Some(last) = self.entries.last_mut().and_then(Vec::pop) else {
-            return;
-        };
-        if self.entries.last().is_some_and(Vec::is_empty) {
-            self.entries.pop();
-        }
-        if let Some(slot) = self
-            .entries
-            .get_mut(i / CHUNK)
-            .and_then(|chunk| chunk.get_mut(i % CHUNK))
-        {
-            if let Some(at) = self.parked.get_mut(&last.order) {
-                *at = i;
-            }
-            *slot = last;
-        }
+        // Its entry may be in the spill file already: it is left where it is, and dropped at
+        // the end. Its text, if any, stays unread.
+        self.revived.insert(order);
     }
 }
 
@@ -541,6 +563,8 @@ pub struct Stored {
     /// Connection by connection in the order of their first packet.
     entries: Vec<Entry>,
     texts: Vec<Texts>,
+    /// Connections written to a spill file that could not be read back.
+    lost: usize,
 }
 
 /// The run's connections with their final verdicts and the findings.
@@ -551,19 +575,63 @@ pub struct Settled {
     findings: Reported,
 }
 
+/// Of the entries from `from` on (one store's, in the order they ended), drops those of
+/// connections that were `revived` but their last: a connection handed over as it was parked
+/// ([`Sink::ended_parked`]) has one entry for each time, and the last is how it ended.
+fn drop_revived(entries: &mut Vec<Entry>, from: usize, revived: &HashSet<u64>) {
+    if revived.is_empty() {
+        return;
+    }
+    let mut seen = HashSet::with_capacity(revived.len());
+    let stale: Vec<bool> = entries
+        .get(from..)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .map(|e| revived.contains(&e.order) && !seen.insert(e.order))
+        .collect();
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        // `stale` runs backwards over the entries from `from` on.
+        i <= from || !stale.get(stale.len() + from - i).copied().unwrap_or(false)
+    });
+}
+
 impl Stored {
     pub fn new(stores: Vec<Store<'_>>) -> Stored {
         let keep = stores.first().map_or(Keep::Json, |s| s.keep);
-        let n = stores.iter().flat_map(|s| &s.entries).map(Vec::len).sum();
-        // Each chunk is freed once moved: the entries are not all in memory twice.
-        let mut entries = Vec::with_capacity(n);
+        let in_memory = stores.iter().flat_map(|s| &s.entries).map(Vec::len);
+        let spilled = stores.iter().flat_map(|s| &s.spilled).map(|(_, n)| n);
+        let mut entries = Vec::with_capacity(in_memory.sum::<usize>() + spilled.sum::<usize>());
         let mut texts = Vec::with_capacity(stores.len());
+        let mut lost = 0;
         for (i, s) in stores.into_iter().enumerate() {
+            let first_of_store = entries.len();
+            let spill = s.text.spill.as_ref();
+            for (at, n) in s.spilled {
+                let chunk = spill
+                    .and_then(|f| f.get(at))
+                    .and_then(|bytes| postcard::from_bytes::<Vec<Written>>(&bytes).ok());
+                let Some(chunk) = chunk else {
+                    lost += n;
+                    continue;
+                };
+                let from = entries.len();
+                entries.extend(chunk.into_iter().map(|(order, conn, text)| Entry {
+                    order,
+                    conn,
+                    body: Body::Json(text),
+                }));
+                mark(&mut entries[from..], i);
+            }
+            // Each chunk is freed once moved: the entries are not all in memory twice.
             for chunk in s.entries {
                 let from = entries.len();
                 entries.extend(chunk);
                 mark(&mut entries[from..], i);
             }
+            drop_revived(&mut entries, first_of_store, &s.revived);
             let mut text = s.text;
             text.seal();
             texts.push(text);
@@ -574,7 +642,14 @@ impl Stored {
             keep,
             entries,
             texts,
+            lost,
         }
+    }
+
+    /// Connections written to a temporary file while the run went on that could not be read
+    /// back: they are left out.
+    pub fn lost(&self) -> usize {
+        self.lost
     }
 
     /// The path rules over all connections: final verdicts and findings. The findings are put
@@ -585,6 +660,7 @@ impl Stored {
             keep,
             mut entries,
             texts,
+            ..
         } = self;
         let parts = diagnose::settle(&mut entries, cat, || Found::new(keep));
         Settled {
@@ -715,5 +791,96 @@ impl Settled {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyzer::{Analyzer, Config, Stats};
+    use crate::capture::CaptureReader;
+
+    /// Every lab capture's connections.
+    fn timelines() -> Vec<Timeline> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("capture.pcap"))
+            .filter(|p| p.exists())
+            .collect();
+        files.sort();
+        let mut timelines = Vec::new();
+        for f in files {
+            let mut reader = CaptureReader::open(f.to_str().unwrap()).unwrap();
+            let mut analyzer = Analyzer::new(Config::default());
+            while let Some(p) = reader.next_packet() {
+                analyzer.packet(&p);
+            }
+            timelines.extend(analyzer.finish().0);
+        }
+        timelines
+    }
+
+    #[derive(Clone, Copy)]
+    enum File {
+        /// None could be made.
+        None,
+        /// It takes everything.
+        Whole,
+        /// It is full from this many connections on.
+        FullAfter(usize),
+    }
+
+    /// The JSON document of `rounds` times `timelines`, ended in turn on two stores (as by two
+    /// analyzers), and how many chunks of summaries went to their files.
+    fn document(timelines: &[Timeline], rounds: usize, file: File) -> (Vec<u8>, usize) {
+        let cat = Catalogue::builtin();
+        let mut stores = [Store::new(&cat, Keep::Json), Store::new(&cat, Keep::Json)];
+        if let File::None = file {
+            for s in &mut stores {
+                s.text.spill = None;
+            }
+        }
+        let ended = (0..rounds).flat_map(|_| timelines).enumerate();
+        for (order, tl) in ended {
+            if let File::FullAfter(n) = file {
+                if order == n {
+                    for s in &mut stores {
+                        s.text.spill.as_mut().unwrap().fill();
+                    }
+                }
+            }
+            stores[order % 2].ended(order as u64, tl.clone());
+        }
+        let chunks = stores.iter().map(|s| s.spilled.len()).sum();
+        let stored = Stored::new(stores.into());
+        assert_eq!(stored.lost(), 0);
+        let mut settled = stored.settle(&cat);
+        let input = model::input(Vec::new(), Vec::new(), &Stats::default(), settled.len());
+        let mut out = Vec::new();
+        settled.write_json(&input, &mut out).unwrap();
+        (out, chunks)
+    }
+
+    /// Summaries written to the spill file while the run goes on, all or until the file is
+    /// full, give the document of summaries kept in memory.
+    #[test]
+    fn spilled_summaries_give_the_document_of_those_kept() {
+        let timelines = timelines();
+        let rounds = 3 * 2 * CHUNK / timelines.len() + 1;
+        let (kept, none) = document(&timelines, rounds, File::None);
+        let (spilled, all) = document(&timelines, rounds, File::Whole);
+        let (partly, some) = document(&timelines, rounds, File::FullAfter(2 * CHUNK + 7));
+        assert_eq!(none, 0);
+        assert!(all >= 6, "{all} chunks spilled");
+        assert!(
+            some > 0 && some < all,
+            "{some} chunks spilled before the file was full"
+        );
+        assert!(spilled == kept, "spilled summaries give another document");
+        assert!(
+            partly == kept,
+            "summaries partly spilled give another document"
+        );
     }
 }
