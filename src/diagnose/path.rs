@@ -666,35 +666,13 @@ fn other_findings<V: Index<usize, Output = Summary> + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::{Analyzer, Config};
-    use crate::capture::CaptureReader;
     use crate::diagnose::facts::Facts;
     use crate::diagnose::{judge, reported, Judged};
-    use crate::timeline::{Idle, Timeline};
-
-    /// Every lab capture's connections, as one run.
-    fn timelines() -> Vec<Timeline> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path().join("capture.pcap"))
-            .filter(|p| p.exists())
-            .collect();
-        files.sort();
-        let mut timelines = Vec::new();
-        for f in files {
-            let mut reader = CaptureReader::open(f.to_str().unwrap()).unwrap();
-            let mut analyzer = Analyzer::new(Config::default());
-            while let Some(p) = reader.next_packet() {
-                analyzer.packet(&p);
-            }
-            timelines.extend(analyzer.finish().0);
-        }
-        timelines
-    }
+    use crate::testing::lab_timelines;
+    use crate::timeline::Idle;
 
     fn judged(cat: &Catalogue) -> Vec<Judged> {
-        timelines().iter().map(|tl| judge(tl, cat)).collect()
+        lab_timelines().iter().map(|tl| judge(tl, cat)).collect()
     }
 
     /// The path rules over `judged`, kept as summaries with their verdicts whole if `whole`, on
@@ -764,7 +742,7 @@ mod tests {
     fn path_facts_are_the_timelines() {
         let cat = Catalogue::builtin();
         let (mut shorter, mut pinged) = (0, 0);
-        for tl in timelines() {
+        for tl in lab_timelines() {
             let j = judge(&tl, &cat);
             let v = &j.verdict;
             for (measure, periods) in [

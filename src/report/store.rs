@@ -577,7 +577,7 @@ pub struct Settled {
 
 /// Of the entries from `from` on (one store's, in the order they ended), drops those of
 /// connections that were `revived` but their last: a connection handed over as it was parked
-/// ([`Sink::ended_parked`]) has one entry for each time, and the last is how it ended.
+/// ([`Sink::ends_parked`]) has one entry for each time, and the last is how it ended.
 fn drop_revived(entries: &mut Vec<Entry>, from: usize, revived: &HashSet<u64>) {
     if revived.is_empty() {
         return;
@@ -797,29 +797,8 @@ impl Settled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyzer::{Analyzer, Config, Stats};
-    use crate::capture::CaptureReader;
-
-    /// Every lab capture's connections.
-    fn timelines() -> Vec<Timeline> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/captures");
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path().join("capture.pcap"))
-            .filter(|p| p.exists())
-            .collect();
-        files.sort();
-        let mut timelines = Vec::new();
-        for f in files {
-            let mut reader = CaptureReader::open(f.to_str().unwrap()).unwrap();
-            let mut analyzer = Analyzer::new(Config::default());
-            while let Some(p) = reader.next_packet() {
-                analyzer.packet(&p);
-            }
-            timelines.extend(analyzer.finish().0);
-        }
-        timelines
-    }
+    use crate::analyzer::Stats;
+    use crate::testing::lab_timelines;
 
     #[derive(Clone, Copy)]
     enum File {
@@ -866,7 +845,7 @@ mod tests {
     /// full, give the document of summaries kept in memory.
     #[test]
     fn spilled_summaries_give_the_document_of_those_kept() {
-        let timelines = timelines();
+        let timelines = lab_timelines();
         let rounds = 3 * 2 * CHUNK / timelines.len() + 1;
         let (kept, none) = document(&timelines, rounds, File::None);
         let (spilled, all) = document(&timelines, rounds, File::Whole);
