@@ -33,8 +33,17 @@ impl Ts {
 
     /// Seconds since the epoch as a float, as the JSON document carries them.
     pub fn as_secs_f64(self) -> f64 {
-        let secs = self.0.div_euclid(Self::NANOS_PER_SEC);
-        let nanos = self.0.rem_euclid(Self::NANOS_PER_SEC);
+        // The same parts, by unsigned division (cheaper) for every time since 1970.
+        let (secs, nanos) = match u64::try_from(self.0) {
+            Ok(ns) => {
+                let per_sec = Self::NANOS_PER_SEC as u64;
+                ((ns / per_sec) as i64, (ns % per_sec) as i64)
+            }
+            Err(_) => (
+                self.0.div_euclid(Self::NANOS_PER_SEC),
+                self.0.rem_euclid(Self::NANOS_PER_SEC),
+            ),
+        };
         secs as f64 + nanos as f64 / 1e9
     }
 
@@ -113,5 +122,34 @@ pub struct InputWarning {
 impl fmt::Display for InputWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ts;
+
+    #[test]
+    fn seconds_are_the_euclidean_parts_for_times_before_and_after_1970() {
+        let euclid = |ns: i64| {
+            let secs = ns.div_euclid(Ts::NANOS_PER_SEC);
+            let nanos = ns.rem_euclid(Ts::NANOS_PER_SEC);
+            secs as f64 + nanos as f64 / 1e9
+        };
+        let mut next = crate::testing::xorshift(0x7473_0000_0000_0001);
+        let edges = [
+            0,
+            1,
+            -1,
+            999_999_999,
+            1_000_000_000,
+            -1_000_000_000,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let random = (0..100_000).map(|_| (next() as i64) >> (next() % 64));
+        for ns in edges.into_iter().chain(random) {
+            assert_eq!(Ts(ns).as_secs_f64().to_bits(), euclid(ns).to_bits(), "{ns}");
+        }
     }
 }

@@ -354,6 +354,11 @@ impl Out<'_> {
         at += if d.places == 0 {
             room[at] = b'0';
             1
+        } else if d.places == 3 {
+            // Milliseconds (durations, round-trip times): from a table.
+            let [digits @ .., len] = MILLIS[d.frac as usize % 1000];
+            room[at..at + 3].copy_from_slice(&digits);
+            usize::from(len)
         } else if d.places <= 8 {
             let digits = digits8(d.frac * POW10[8 - d.places]);
             room[at..at + 8].copy_from_slice(&(digits + ZEROS).to_be_bytes());
@@ -686,6 +691,27 @@ fn digits8(n: u64) -> u64 {
 fn trailing_zero_digits(digits: u64) -> usize {
     (digits.trailing_zeros() / 8) as usize
 }
+
+/// Every fraction of three places: its digits, and how many are kept without trailing zeros.
+const MILLIS: [[u8; 4]; 1000] = {
+    let mut table = [[0; 4]; 1000];
+    let mut n = 0;
+    while n < 1000 {
+        let digits = [(n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8];
+        let mut len = 3;
+        while len > 1 && digits[len - 1] == 0 {
+            len -= 1;
+        }
+        table[n] = [
+            b'0' + digits[0],
+            b'0' + digits[1],
+            b'0' + digits[2],
+            len as u8,
+        ];
+        n += 1;
+    }
+    table
+};
 
 /// The two digits of every number below 100.
 const DIGITS2: [[u8; 2]; 100] = {

@@ -912,7 +912,7 @@ fn address(addr: SocketAddr) -> String {
     let SocketAddr::V4(v4) = addr else {
         return addr.to_string();
     };
-    // As long as "255.255.255.255:65535", and room for a fourth byte written past each octet.
+    // As long as "255.255.255.255:65535", and room for the three bytes written for any octet.
     let mut text = [0u8; 22];
     let mut len = 0;
     for octet in v4.ip().octets() {
