@@ -8,7 +8,7 @@
 #                 peak RSS grows with the capture (default "100 600"; "" for none)
 #   --keep        keep the capture in bench/.cache/ afterwards (and reuse it next time);
 #                 by default it is deleted at the end of the run
-#   --no-build    do not run `cargo build --release`, use target/release/h2keepalive as is
+#   --no-build    do not run `cargo build --profile dist`, use target/dist/h2keepalive as is
 #   --check       before timing, verify the capture with bench/check_capture.py
 #                 (capinfos, HTTP/2 frame counts vs the sources, malformed packets)
 set -euo pipefail
@@ -40,7 +40,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 CACHE="bench/.cache"
 CAP="$CACHE/big-${SIZE_MB}MB.pcap"
-BIN="${H2KEEPALIVE_BIN:-target/release/h2keepalive}"   # override for testing
+BIN="${H2KEEPALIVE_BIN:-target/dist/h2keepalive}"   # override for testing
 WORK="$(mktemp -d)"
 CAPS=("$CAP")   # every capture this run may build (deleted at the end without --keep)
 for s in $SCALE_SIZES; do CAPS+=("$CACHE/big-${s}MB.pcap"); done
@@ -68,9 +68,10 @@ fi
 # ---- binary
 if [ "$BUILD" = 1 ]; then
   if command -v cargo >/dev/null; then
-    say "cargo build --release ..."
-    if ! cargo build --release >&2; then
-      say "run.sh: cargo build --release failed; timing tshark only"
+    # The dist profile (Cargo.toml): whole-program optimisation, what is installed on a node.
+    say "cargo build --profile dist ..."
+    if ! cargo build --profile dist >&2; then
+      say "run.sh: cargo build --profile dist failed; timing tshark only"
     fi
   else
     say "run.sh: cargo not found; timing tshark only"
