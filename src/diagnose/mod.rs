@@ -9,6 +9,7 @@ mod connection;
 mod decimal;
 mod facts;
 mod keepalive;
+mod line;
 mod path;
 mod recommend;
 #[cfg(test)]
