@@ -148,10 +148,17 @@ impl Out<'_> {
     /// The next `n` bytes, to write into; [`Out::len`] is moved past what is kept of them.
     #[inline(always)]
     fn room(&mut self, n: usize) -> &mut [u8] {
-        if self.buf.len() - self.len < n {
-            self.grow(n);
+        // The very checks of the slicing, made first: on the common path the compiler then
+        // knows the slicing passes, and on both the bytes are `n`, so writes into them need no
+        // checks. Written as "grow if there is no room for n, then slice", the slicing checked
+        // again that `len + n` neither wrapped nor went past the end (a few hundred writes a
+        // connection), and LLVM did not see that the checks were the same.
+        let (start, end) = (self.len, self.len.wrapping_add(n));
+        if start <= end && end <= self.buf.len() {
+            return &mut self.buf[start..end];
         }
-        &mut self.buf[self.len..self.len + n]
+        self.grow(n);
+        &mut self.buf[start..end]
     }
 
     #[cold]
