@@ -4,6 +4,7 @@
 //! `--timeouts FILE` adds entries or replaces those of the same name.
 
 use serde::{Deserialize, Deserializer};
+use std::sync::OnceLock;
 
 const DEFAULT: &str = include_str!("catalogue.json");
 
@@ -186,6 +187,12 @@ pub struct Catalogue {
     pub grpc_servers: Vec<GrpcServer>,
     #[serde(default)]
     pub fingerprints: Vec<Fingerprint>,
+    /// The fingerprints with a PING payload: its bytes, and where the fingerprint is, in
+    /// catalogue order. Every PING of every connection is looked up, and this is a short list
+    /// of small entries, where the fingerprints are three dozen large ones. Made from
+    /// `fingerprints` when first read; [`Catalogue::merge`] makes it anew.
+    #[serde(skip)]
+    payloads: OnceLock<Vec<([u8; 8], usize)>>,
 }
 
 impl Catalogue {
@@ -218,6 +225,22 @@ impl Catalogue {
             self.grpc_servers.push(e);
         }
         self.fingerprints.extend(other.fingerprints);
+        self.payloads = OnceLock::new();
+    }
+
+    /// The fingerprints with a PING payload ([`Catalogue::payloads`]).
+    fn payloads(&self) -> impl Iterator<Item = (&[u8; 8], &Fingerprint)> {
+        let payloads = self.payloads.get_or_init(|| {
+            let bytes = |f: &Fingerprint| f.ping_opaque.as_ref().and_then(|o| o.bytes);
+            self.fingerprints
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| Some((bytes(f)?, i)))
+                .collect()
+        });
+        payloads
+            .iter()
+            .filter_map(|(bytes, i)| Some((bytes, self.fingerprints.get(*i)?)))
     }
 
     /// The implementation whose SETTINGS (first, non-ACK) or PING payload matches, and whether it is
@@ -246,24 +269,18 @@ impl Catalogue {
             })
         };
         let by_ping = || {
-            self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
-                f.ping_opaque
-                    .as_ref()
-                    .is_some_and(|o| ping_opaques.iter().any(|p| o.matches(p)))
-            })
+            self.payloads()
+                .find(|(bytes, f)| role_ok(f) && ping_opaques.contains(bytes))
+                .map(|(_, f)| f)
         };
         exact.or_else(by_ids).or_else(by_ping)
     }
 
     /// What a fixed PING payload is for, when it is a known one ("bdp", "keepalive", ...).
     pub fn ping_purpose(&self, opaque: &[u8; 8]) -> Option<(&str, &str)> {
-        self.fingerprints.iter().find_map(|f| {
-            let purpose = f.ping_purpose.as_deref()?;
-            f.ping_opaque
-                .as_ref()
-                .is_some_and(|o| o.matches(opaque))
-                .then_some((f.implementation.as_str(), purpose))
-        })
+        self.payloads()
+            .filter(|(bytes, _)| *bytes == opaque)
+            .find_map(|(_, f)| Some((f.implementation.as_str(), f.ping_purpose.as_deref()?)))
     }
 }
 
@@ -322,6 +339,60 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn payloads_are_looked_up_as_every_fingerprint_would_be() {
+        // Every fingerprint looked at in turn, as before the list of payloads.
+        fn purpose<'a>(cat: &'a Catalogue, opaque: &[u8; 8]) -> Option<(&'a str, &'a str)> {
+            cat.fingerprints.iter().find_map(|f| {
+                let purpose = f.ping_purpose.as_deref()?;
+                let text = &f.ping_opaque.as_ref()?.text;
+                (*text == super::super::hex(opaque)).then_some((f.implementation.as_str(), purpose))
+            })
+        }
+        fn by_ping<'a>(cat: &'a Catalogue, client: bool, opaque: &[u8; 8]) -> Option<&'a str> {
+            let f = cat.fingerprints.iter().find(|f| {
+                f.role.fits(client)
+                    && f.ping_opaque
+                        .as_ref()
+                        .is_some_and(|o| o.text == super::super::hex(opaque))
+            })?;
+            Some(f.implementation.as_str())
+        }
+        let mut cat = Catalogue::builtin();
+        let user: Catalogue = serde_json::from_str(
+            r#"{"fingerprints": [
+                {"implementation": "ours", "role": "client", "ping_opaque": "0102030405060708", "ping_purpose": "keepalive"},
+                {"implementation": "theirs", "role": "server", "ping_opaque": "3b7cdb7a0b8716b4"}
+            ]}"#,
+        )
+        .unwrap();
+        let mut payloads: Vec<[u8; 8]> = vec![[0; 8], [1, 2, 3, 4, 5, 6, 7, 8]];
+        for f in &cat.fingerprints {
+            if let Some(b) = f.ping_opaque.as_ref().and_then(|o| o.bytes) {
+                payloads.push(b);
+            }
+        }
+        for round in 0..2 {
+            for p in &payloads {
+                assert_eq!(cat.ping_purpose(p), purpose(&cat, p), "{round} {p:?}");
+                for client in [true, false] {
+                    let found = cat.recognise(client, None, &[*p]);
+                    assert_eq!(
+                        found.map(|f| f.implementation.as_str()),
+                        by_ping(&cat, client, p),
+                        "{round} {p:?}"
+                    );
+                }
+            }
+            // The list is made anew with the user's fingerprints.
+            cat.merge(user.clone());
+        }
+        assert_eq!(
+            cat.ping_purpose(&[1, 2, 3, 4, 5, 6, 7, 8]),
+            Some(("ours", "keepalive"))
+        );
     }
 
     #[test]
