@@ -244,12 +244,13 @@ impl Catalogue {
     }
 
     /// The implementation whose SETTINGS (first, non-ACK) or PING payload matches, and whether it is
-    /// a proxy, on the client side when `client`, else on the server side.
+    /// a proxy, on the client side when `client`, else on the server side; `sent` says whether
+    /// that side sent a PING with a payload.
     pub fn recognise(
         &self,
         client: bool,
         settings: Option<&[(u16, u32)]>,
-        ping_opaques: &[[u8; 8]],
+        sent: impl Fn(&[u8; 8]) -> bool,
     ) -> Option<&Fingerprint> {
         let role_ok = |f: &Fingerprint| f.role.fits(client);
         let exact = self.fingerprints.iter().filter(|f| role_ok(f)).find(|f| {
@@ -270,7 +271,7 @@ impl Catalogue {
         };
         let by_ping = || {
             self.payloads()
-                .find(|(bytes, f)| role_ok(f) && ping_opaques.contains(bytes))
+                .find(|(bytes, f)| role_ok(f) && sent(bytes))
                 .map(|(_, f)| f)
         };
         exact.or_else(by_ids).or_else(by_ping)
@@ -378,7 +379,7 @@ mod tests {
             for p in &payloads {
                 assert_eq!(cat.ping_purpose(p), purpose(&cat, p), "{round} {p:?}");
                 for client in [true, false] {
-                    let found = cat.recognise(client, None, &[*p]);
+                    let found = cat.recognise(client, None, |o| o == p);
                     assert_eq!(
                         found.map(|f| f.implementation.as_str()),
                         by_ping(&cat, client, p),
