@@ -42,9 +42,24 @@ fn write<T: ?Sized + Serialize>(
     value: &T,
     room: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    let (end, written) = write_at(room, 0, value);
+    out.extend_from_slice(&room[..end]);
+    written
+}
+
+/// Writes the JSON text of `value` into `room` from `at` on, and returns where the text ends
+/// (on error, where the text written up to it ends). `room` is made longer (zeroed) where the
+/// text needs it, and is left as it was past the text: for a caller that keeps its text in
+/// room of its own, made once, rather than in a vector of the text's length
+/// ([`to_vec_into`] writes into room the thread keeps, then copies the text out).
+pub fn write_at<T: ?Sized + Serialize>(
+    room: &mut Vec<u8>,
+    at: usize,
+    value: &T,
+) -> (usize, Result<(), Error>) {
     let mut text = Out {
         buf: room,
-        len: 0,
+        len: at,
         seconds: Seconds {
             whole: u64::MAX,
             text: [0; 16],
@@ -52,8 +67,7 @@ fn write<T: ?Sized + Serialize>(
         },
     };
     let written = value.serialize(Serializer { out: &mut text });
-    out.extend_from_slice(&text.buf[..text.len]);
-    written
+    (text.len, written)
 }
 
 /// The JSON text of `value`.
@@ -1998,5 +2012,23 @@ mod tests {
         let mut w = Vec::new();
         to_writer(&mut w, &Shapes::Tuple(1, None)).unwrap();
         assert_eq!(w, br#"{"Tuple":[1,null]}"#);
+    }
+
+    #[test]
+    fn writes_at_a_place_in_room_kept_and_leaves_the_rest() {
+        let values: Vec<Vec<String>> = (0..300)
+            .map(|i| (0..i % 40).map(|j| format!("{i}/{j}\t")).collect())
+            .collect();
+        // Room with other bytes in it, as a block of texts reused holds.
+        let mut room = vec![b'#'; 100];
+        let mut at = 7;
+        for v in &values {
+            let before = room[..at].to_vec();
+            let (end, written) = write_at(&mut room, at, v);
+            written.unwrap();
+            assert_eq!(&room[at..end], serde_json::to_vec(v).unwrap().as_slice());
+            assert_eq!(room[..at], before);
+            at = if end > 4000 { 3 } else { end };
+        }
     }
 }
