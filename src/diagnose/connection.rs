@@ -4,11 +4,11 @@
 
 use super::decimal::Fixed;
 use super::facts::{secs, EndKind, Facts, Role, DRAIN_STREAM_ID};
+use super::line::evidence;
 use super::{Actor, Cause, Verdict};
 use crate::capture::Ts;
 use crate::http2::frame::error_name;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Silences shorter than this are not "idle" for the purpose of blaming an idle timer.
 const MIN_IDLE_NS: i64 = 1_000_000_000;
@@ -16,30 +16,33 @@ const MIN_IDLE_NS: i64 = 1_000_000_000;
 const ANSWER_WITHIN_NS: i64 = 1_000_000_000;
 
 /// A time for evidence: absolute, and seconds since the connection's first packet. Written
-/// straight into the sentence that quotes it.
+/// straight into the sentence that quotes it, as `format!("{} (+{:.3} s)", ts, since)` writes it.
 pub struct At {
     ts: Ts,
     since_first_s: f64,
 }
 
-impl fmt::Display for At {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // As `format!("{} (+{:.3} s)", ts, since)`: a Ts displays its seconds to six places (a
-        // test in `decimal` holds them to it).
-        write!(
-            f,
-            "{} (+{} s)",
-            Fixed(self.ts.as_secs_f64(), 6),
-            Fixed(self.since_first_s, 3)
-        )
+impl At {
+    pub fn new(ts: Ts, first: Ts) -> At {
+        At {
+            ts,
+            since_first_s: ts.secs_since(first),
+        }
+    }
+
+    /// The time as a Ts displays it: its seconds to six places (a test in `decimal` holds them
+    /// to it).
+    pub fn absolute(&self) -> Fixed {
+        Fixed(self.ts.as_secs_f64(), 6)
+    }
+
+    pub fn since_first(&self) -> Fixed {
+        Fixed(self.since_first_s, 3)
     }
 }
 
 pub fn at(f: &Facts<'_>, ts: Ts) -> At {
-    At {
-        ts,
-        since_first_s: ts.secs_since(f.tl.first),
-    }
+    At::new(ts, f.tl.first)
 }
 
 /// Whether a server-side FIN without GOAWAY still has to be judged against the rest of the path.
@@ -72,20 +75,26 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
             .iter()
             .filter(|p| p.from != g.from && p.ts <= g.ts)
             .collect();
-        v.evidence.push(format!(
-            "GOAWAY ENHANCE_YOUR_CALM from the {} at {} with debug data \"{}\"",
+        v.evidence.push(evidence![
+            "GOAWAY ENHANCE_YOUR_CALM from the ",
             g.from.name(),
+            " at ",
             at(f, g.ts),
-            g.debug
-        ));
+            " with debug data \"",
+            g.debug,
+            "\""
+        ]);
         if sent.len() >= 2 {
             let span = secs(sent[sent.len() - 1].ts.ns_since(sent[0].ts)) / (sent.len() - 1) as f64;
-            v.evidence.push(format!(
-                "the {} had sent {} PINGs before it, one every {:.1} s on average",
+            v.evidence.push(evidence![
+                "the ",
                 g.from.other().name(),
+                " had sent ",
                 sent.len(),
-                span
-            ));
+                " PINGs before it, one every ",
+                Fixed(span, 1),
+                " s on average"
+            ]);
         }
         if !about_pings {
             v.evidence.push("ENHANCE_YOUR_CALM for another reason than pings (h2 uses it for too many resets or CONTINUATIONs)".into());
@@ -110,25 +119,31 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         v.killed_by = Some(actor(g.from, proxy_server));
         v.confidence = if g.debug == "max_age" { 0.95 } else { 0.75 };
         v.at = Some(g.ts);
-        v.evidence.push(format!(
-            "GOAWAY {} from the {} at {}, {:.1} s after the connection opened, debug data \"{}\"",
+        v.evidence.push(evidence![
+            "GOAWAY ",
             error_name(g.code),
+            " from the ",
             g.from.name(),
+            " at ",
             at(f, g.ts),
-            g.ts.secs_since(f.tl.first),
-            g.debug
-        ));
+            ", ",
+            Fixed(g.ts.secs_since(f.tl.first), 1),
+            " s after the connection opened, debug data \"",
+            g.debug,
+            "\""
+        ]);
         let goaways: Vec<_> = f.goaways.iter().filter(|x| x.from == g.from).collect();
         if goaways.len() >= 2 && goaways[0].last_stream_id == DRAIN_STREAM_ID {
             let pinged = f
                 .pings
                 .iter()
                 .any(|p| p.from == g.from && p.ts >= goaways[0].ts && p.ts <= goaways[1].ts);
-            v.evidence.push(format!(
-                "drain: first GOAWAY with last-stream-id 2^31-1, then{} GOAWAY with last-stream-id {}",
+            v.evidence.push(evidence![
+                "drain: first GOAWAY with last-stream-id 2^31-1, then",
                 if pinged { " a PING, then" } else { "" },
+                " GOAWAY with last-stream-id ",
                 goaways[1].last_stream_id
-            ));
+            ]);
         }
         let last_id = goaways
             .iter()
@@ -163,18 +178,22 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         let idle = f.stream_idle_before(g.ts);
         v.idle_before_s = idle.map(|i| i.secs());
         v.fatal_silence_end = Some(g.ts);
-        v.evidence.push(format!(
-            "GOAWAY {} \"{}\" from the server at {} (the gRPC server's MaxConnectionIdle)",
+        v.evidence.push(evidence![
+            "GOAWAY ",
             error_name(g.code),
+            " \"",
             g.debug,
-            at(f, g.ts)
-        ));
+            "\" from the server at ",
+            at(f, g.ts),
+            " (the gRPC server's MaxConnectionIdle)"
+        ]);
         if let Some(i) = idle {
-            v.evidence.push(format!(
-                "no stream was open for {:.3} s before it, since {}",
-                i.secs(),
+            v.evidence.push(evidence![
+                "no stream was open for ",
+                Fixed(i.secs(), 3),
+                " s before it, since ",
                 at(f, i.start)
-            ));
+            ]);
         }
         return (v, Pending::None);
     }
@@ -188,14 +207,18 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         v.cause = Cause::IdleReset;
         v.killed_by = Some(Actor::Intermediary);
         v.at = Some(r.ts);
-        v.evidence.push(format!(
-            "TCP RST claiming to be from the {} at {} has TTL {}, but the {}'s own packets have TTL {}",
+        v.evidence.push(evidence![
+            "TCP RST claiming to be from the ",
             r.from.name(),
+            " at ",
             at(f, r.ts),
+            " has TTL ",
             r.ttl,
+            ", but the ",
             r.from.name(),
+            "'s own packets have TTL ",
             r.sender_ttl.map_or("?".into(), |t| t.to_string())
-        ));
+        ]);
         match f.transport_idle_before(r.ts, ANSWER_WITHIN_NS) {
             Some(i) if i.end.ns_since(i.start) >= MIN_IDLE_NS => {
                 v.idle_before_s = Some(i.secs());
@@ -204,12 +227,15 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
                 let answered = if i.end == r.ts {
                     "arrived itself at the end of".to_string()
                 } else {
-                    format!("answered the first packet ({}) after", at(f, i.end))
+                    evidence!["answered the first packet (", at(f, i.end), ") after"]
                 };
-                v.evidence.push(format!(
-                    "the RST {answered} {:.3} s without any packet",
-                    i.secs()
-                ));
+                v.evidence.push(evidence![
+                    "the RST ",
+                    answered,
+                    " ",
+                    Fixed(i.secs(), 3),
+                    " s without any packet"
+                ]);
             }
             _ => {
                 v.confidence = 0.6;
@@ -239,49 +265,59 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
                 v.idle_before_s = Some(i.secs());
                 v.fatal_silence_end = Some(g.ts);
                 let who = proxy_server.map_or("the server".to_string(), |p| {
-                    format!("the server side ({p}, a proxy)")
+                    evidence!["the server side (", p, ", a proxy)"]
                 });
-                v.evidence.push(format!(
-                    "GOAWAY NO_ERROR last-stream-id {} from {who} at {}{}",
+                v.evidence.push(evidence![
+                    "GOAWAY NO_ERROR last-stream-id ",
                     g.last_stream_id,
+                    " from ",
+                    who,
+                    " at ",
                     at(f, g.ts),
                     if g.debug.is_empty() {
                         String::new()
                     } else {
-                        format!(" debug \"{}\"", g.debug)
+                        evidence![" debug \"", g.debug, "\""]
                     }
-                ));
+                ]);
                 let pings = f
                     .pings
                     .iter()
                     .filter(|p| p.ts >= i.start && p.ts <= i.end)
                     .count();
-                v.evidence.push(format!(
-                    "no stream was open for {:.3} s before it, since {}{}",
-                    i.secs(),
+                v.evidence.push(evidence![
+                    "no stream was open for ",
+                    Fixed(i.secs(), 3),
+                    " s before it, since ",
                     at(f, i.start),
                     if pings > 0 {
-                        format!("; {pings} PINGs flowed meanwhile, so the timer ignores PINGs")
+                        evidence![
+                            "; ",
+                            pings,
+                            " PINGs flowed meanwhile, so the timer ignores PINGs"
+                        ]
                     } else {
                         String::new()
                     }
-                ));
+                ]);
                 return (v, Pending::None);
             }
             v.cause = Cause::GracefulClose;
             v.killed_by = Some(actor(Role::Server, proxy_server));
             v.confidence = if g.code == 0 { 0.7 } else { 0.5 };
             v.at = Some(g.ts);
-            v.evidence.push(format!(
-                "GOAWAY {} from the server at {} while streams were in use{}",
+            v.evidence.push(evidence![
+                "GOAWAY ",
                 error_name(g.code),
+                " from the server at ",
                 at(f, g.ts),
+                " while streams were in use",
                 if g.debug.is_empty() {
                     String::new()
                 } else {
-                    format!(", debug \"{}\"", g.debug)
+                    evidence![", debug \"", g.debug, "\""]
                 }
-            ));
+            ]);
             return (v, Pending::None);
         }
     }
@@ -298,16 +334,29 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
             v.cause = Cause::IdleClose;
             v.idle_before_s = Some(secs(quiet));
             v.confidence = 0.8;
-            v.evidence.push(format!(
-                "the client closed ({}) at {} while {open} stream(s) were open and nothing had arrived for {:.3} s: a read timeout",
-                if end.kind == EndKind::Fin { "FIN" } else { "RST" },
+            v.evidence.push(evidence![
+                "the client closed (",
+                if end.kind == EndKind::Fin {
+                    "FIN"
+                } else {
+                    "RST"
+                },
+                ") at ",
                 at(f, end.ts),
-                secs(quiet)
-            ));
+                " while ",
+                open,
+                " stream(s) were open and nothing had arrived for ",
+                Fixed(secs(quiet), 3),
+                " s: a read timeout"
+            ]);
         } else if rst_first {
             v.cause = Cause::PeerAbort;
             v.confidence = 0.7;
-            v.evidence.push(format!("the client reset the connection (TCP RST with its own TTL) at {} without closing it first", at(f, end.ts)));
+            v.evidence.push(evidence![
+                "the client reset the connection (TCP RST with its own TTL) at ",
+                at(f, end.ts),
+                " without closing it first"
+            ]);
         } else {
             v.cause = Cause::GracefulClose;
             v.confidence = 0.9;
@@ -318,10 +367,15 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
                 EndKind::Fin => "FIN",
                 EndKind::Rst => "RST",
             };
-            v.evidence.push(format!(
-                "the client closed first ({how} at {}) with {open} stream(s) open",
-                at(f, end.ts)
-            ));
+            v.evidence.push(evidence![
+                "the client closed first (",
+                how,
+                " at ",
+                at(f, end.ts),
+                ") with ",
+                open,
+                " stream(s) open"
+            ]);
         }
         return (v, Pending::None);
     }
@@ -341,12 +395,17 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         v.killed_by = Some(actor(Role::Server, proxy_server));
         v.confidence = 0.5;
         v.idle_before_s = idle.then_some(secs(end.quiet_ns));
-        v.evidence.push(format!(
-            "the server's last TLS record ({size} bytes of plaintext: a GOAWAY with {} bytes of debug data, if it is one) at {} after {:.3} s without packets, then its FIN; frames are not visible without keys",
+        v.evidence.push(evidence![
+            "the server's last TLS record (",
+            size,
+            " bytes of plaintext: a GOAWAY with ",
             size.saturating_sub(17),
+            " bytes of debug data, if it is one) at ",
             at(f, end.ts),
-            secs(end.quiet_ns)
-        ));
+            " after ",
+            Fixed(secs(end.quiet_ns), 3),
+            " s without packets, then its FIN; frames are not visible without keys"
+        ]);
         return (v, Pending::None);
     }
     if end.kind == EndKind::TlsClose {
@@ -355,11 +414,13 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         v.killed_by = Some(actor(Role::Server, proxy_server));
         v.confidence = 0.6;
         v.idle_before_s = (end.quiet_ns >= MIN_IDLE_NS).then_some(secs(end.quiet_ns));
-        v.evidence.push(format!(
-            "the server ended the TLS session (close_notify) at {} after {:.3} s of silence; its HTTP/2 frames are not visible without keys",
+        v.evidence.push(evidence![
+            "the server ended the TLS session (close_notify) at ",
             at(f, end.ts),
-            secs(end.quiet_ns)
-        ));
+            " after ",
+            Fixed(secs(end.quiet_ns), 3),
+            " s of silence; its HTTP/2 frames are not visible without keys"
+        ]);
         return (v, Pending::None);
     }
     if end.kind == EndKind::Rst {
@@ -368,18 +429,24 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
         v.confidence = 0.8;
         v.idle_before_s = Some(secs(end.quiet_ns));
         let r = f.rsts.iter().find(|r| r.ts == end.ts);
-        v.evidence.push(format!(
-            "TCP RST from the server at {} with the server's own TTL {}: its socket is gone (crash, restart)",
+        v.evidence.push(evidence![
+            "TCP RST from the server at ",
             at(f, end.ts),
-            r.map_or("?".into(), |r| r.ttl.to_string())
-        ));
+            " with the server's own TTL ",
+            r.map_or("?".into(), |r| r.ttl.to_string()),
+            ": its socket is gone (crash, restart)"
+        ]);
         let retrans = f
             .retransmissions
             .iter()
             .filter(|(t, who)| *who == Role::Client && *t < end.ts)
             .count();
         if retrans > 0 {
-            v.evidence.push(format!("the client had retransmitted {retrans} time(s) before it: the server was unreachable first"));
+            v.evidence.push(evidence![
+                "the client had retransmitted ",
+                retrans,
+                " time(s) before it: the server was unreachable first"
+            ]);
         }
         return (v, Pending::None);
     }
@@ -390,11 +457,13 @@ pub fn judge(f: &Facts<'_>, proxy_server: Option<&str>) -> (Verdict, Pending) {
     v.confidence = 0.7;
     v.idle_before_s = Some(secs(end.quiet_ns));
     v.fatal_silence_end = Some(end.ts);
-    v.evidence.push(format!(
-        "FIN from the server side at {} with no GOAWAY, after {:.3} s without any packet",
+    v.evidence.push(evidence![
+        "FIN from the server side at ",
         at(f, end.ts),
-        secs(end.quiet_ns)
-    ));
+        " with no GOAWAY, after ",
+        Fixed(secs(end.quiet_ns), 3),
+        " s without any packet"
+    ]);
     (v, Pending::ServerFin)
 }
 
@@ -453,17 +522,27 @@ fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
                 v.idle_before_s = Some(gap.secs());
                 v.fatal_silence_end = Some(gap.end);
                 v.at = f.last_packet(talker);
-                v.evidence.push(format!(
-                    "after {:.3} s without any packet, the {} sent again at {} and got no answer: {retrans} retransmission(s), {unanswered} unanswered PING(s)",
-                    gap.secs(),
+                v.evidence.push(evidence![
+                    "after ",
+                    Fixed(gap.secs(), 3),
+                    " s without any packet, the ",
                     talker.name(),
-                    at(f, gap.end)
-                ));
-                v.evidence.push(format!(
-                    "the {}'s last packet was at {}; no FIN or RST followed (the endpoint gave up silently)",
+                    " sent again at ",
+                    at(f, gap.end),
+                    " and got no answer: ",
+                    retrans,
+                    " retransmission(s), ",
+                    unanswered,
+                    " unanswered PING(s)"
+                ]);
+                v.evidence.push(evidence![
+                    "the ",
                     talker.other().name(),
-                    f.last_packet(talker.other()).map_or("never".into(), |t| at(f, t).to_string())
-                ));
+                    "'s last packet was at ",
+                    f.last_packet(talker.other())
+                        .map_or("never".into(), |t| evidence![at(f, t)]),
+                    "; no FIN or RST followed (the endpoint gave up silently)"
+                ]);
                 return v;
             }
         }
@@ -471,10 +550,10 @@ fn blackhole_or_alive(f: &Facts<'_>) -> Verdict {
     let mut v = Verdict::new(Cause::Alive);
     v.killed_by = None;
     v.confidence = 0.9;
-    v.evidence.push(format!(
-        "open when the capture ends: last packet at {}",
+    v.evidence.push(evidence![
+        "open when the capture ends: last packet at ",
         at(f, f.tl.last)
-    ));
+    ]);
     v
 }
 

@@ -10,36 +10,69 @@ use std::fmt;
 #[derive(Clone, Copy, Debug)]
 pub struct Fixed(pub f64, pub usize);
 
-impl fmt::Display for Fixed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Fixed(x, places) = *self;
-        let Some((mut whole, mut fraction)) = split(x, places) else {
-            return write!(f, "{x:.places$}");
-        };
-        // 2^53 has 16 digits, then a point and at most 9 places.
-        let mut text = [0u8; 32];
+impl Fixed {
+    /// Its text, written at the end of `text`; `None` when `x` is not covered.
+    pub fn text(self, text: &mut [u8; 32]) -> Option<&str> {
+        let Fixed(x, places) = self;
+        let (mut whole, mut fraction) = split(x, places)?;
+        // 2^53 has 16 digits, then a point and at most 9 places: written from the end, two
+        // digits at a time.
         let mut at = text.len();
         if places > 0 {
-            for _ in 0..places {
+            let mut left = places;
+            while left >= 2 {
+                at -= 2;
+                text[at..at + 2].copy_from_slice(&DIGITS2[(fraction % 100) as usize]);
+                fraction /= 100;
+                left -= 2;
+            }
+            if left == 1 {
                 at -= 1;
                 text[at] = b'0' + (fraction % 10) as u8;
-                fraction /= 10;
             }
             at -= 1;
             text[at] = b'.';
         }
         loop {
-            at -= 1;
-            text[at] = b'0' + (whole % 10) as u8;
-            whole /= 10;
-            if whole == 0 {
+            if whole < 10 {
+                at -= 1;
+                text[at] = b'0' + whole as u8;
                 break;
             }
+            at -= 2;
+            text[at..at + 2].copy_from_slice(&DIGITS2[(whole % 100) as usize]);
+            if whole < 100 {
+                break;
+            }
+            whole /= 100;
         }
         // Only ASCII digits and a point were written.
-        f.write_str(std::str::from_utf8(&text[at..]).unwrap_or_default())
+        std::str::from_utf8(&text[at..]).ok()
     }
 }
+
+impl fmt::Display for Fixed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.text(&mut [0; 32]) {
+            Some(text) => f.write_str(text),
+            None => {
+                let Fixed(x, places) = *self;
+                write!(f, "{x:.places$}")
+            }
+        }
+    }
+}
+
+/// The two digits of every number below 100.
+const DIGITS2: [[u8; 2]; 100] = {
+    let mut table = [[0; 2]; 100];
+    let mut n = 0;
+    while n < 100 {
+        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
+        n += 1;
+    }
+    table
+};
 
 /// `x` rounded half to even to `places` digits: its whole part, and the digits after the point as
 /// a number. None when `x` is not covered.

@@ -9,6 +9,7 @@ mod connection;
 mod decimal;
 mod facts;
 mod keepalive;
+mod line;
 mod path;
 mod recommend;
 #[cfg(test)]
@@ -311,15 +312,16 @@ impl AsMut<Summary> for Summary {
 /// Judges one connection alone (everything but the path rules).
 pub fn judge(tl: &Timeline, cat: &Catalogue) -> Judged {
     let f = Facts::new(tl);
-    let opaques = |r: Role| -> Vec<[u8; 8]> {
-        f.pings
-            .iter()
-            .filter(|p| p.from == r && p.inferred.is_none())
-            .map(|p| p.opaque)
-            .collect()
+    let sent = |r: Role| {
+        let pings = &f.pings;
+        move |o: &[u8; 8]| {
+            pings
+                .iter()
+                .any(|p| p.from == r && p.inferred.is_none() && p.opaque == *o)
+        }
     };
-    let client = cat.recognise("client", f.settings[0], &opaques(Role::Client));
-    let server = cat.recognise("server", f.settings[1], &opaques(Role::Server));
+    let client = cat.recognise(true, f.settings[0], sent(Role::Client));
+    let server = cat.recognise(false, f.settings[1], sent(Role::Server));
     // A proxy product (nginx, HAProxy, Envoy) answering requests that are not gRPC is the
     // origin server itself; in front of gRPC it relays someone else's service.
     let streams = &tl.streams;
@@ -434,18 +436,4 @@ pub fn hex(bytes: &[u8]) -> String {
         text.push(HEX_DIGITS[usize::from(b & 0xf)] as char);
     }
     text
-}
-
-/// Whether `text` is exactly [`hex`] of `bytes`: catalogue payloads are matched without writing
-/// every PING out as text first.
-pub fn is_hex_of(text: &str, bytes: &[u8]) -> bool {
-    text.len() == 2 * bytes.len()
-        && text
-            .as_bytes()
-            .chunks_exact(2)
-            .zip(bytes)
-            .all(|(pair, &b)| {
-                pair[0] == HEX_DIGITS[usize::from(b >> 4)]
-                    && pair[1] == HEX_DIGITS[usize::from(b & 0xf)]
-            })
 }

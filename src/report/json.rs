@@ -42,9 +42,24 @@ fn write<T: ?Sized + Serialize>(
     value: &T,
     room: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    let (end, written) = write_at(room, 0, value);
+    out.extend_from_slice(&room[..end]);
+    written
+}
+
+/// Writes the JSON text of `value` into `room` from `at` on, and returns where the text ends
+/// (on error, where the text written up to it ends). `room` is made longer (zeroed) where the
+/// text needs it, and is left as it was past the text: for a caller that keeps its text in
+/// room of its own, made once, rather than in a vector of the text's length
+/// ([`to_vec_into`] writes into room the thread keeps, then copies the text out).
+pub fn write_at<T: ?Sized + Serialize>(
+    room: &mut Vec<u8>,
+    at: usize,
+    value: &T,
+) -> (usize, Result<(), Error>) {
     let mut text = Out {
         buf: room,
-        len: 0,
+        len: at,
         seconds: Seconds {
             whole: u64::MAX,
             text: [0; 16],
@@ -52,8 +67,7 @@ fn write<T: ?Sized + Serialize>(
         },
     };
     let written = value.serialize(Serializer { out: &mut text });
-    out.extend_from_slice(&text.buf[..text.len]);
-    written
+    (text.len, written)
 }
 
 /// The JSON text of `value`.
@@ -148,10 +162,17 @@ impl Out<'_> {
     /// The next `n` bytes, to write into; [`Out::len`] is moved past what is kept of them.
     #[inline(always)]
     fn room(&mut self, n: usize) -> &mut [u8] {
-        if self.buf.len() - self.len < n {
-            self.grow(n);
+        // The very checks of the slicing, made first: on the common path the compiler then
+        // knows the slicing passes, and on both the bytes are `n`, so writes into them need no
+        // checks. Written as "grow if there is no room for n, then slice", the slicing checked
+        // again that `len + n` neither wrapped nor went past the end (a few hundred writes a
+        // connection), and LLVM did not see that the checks were the same.
+        let (start, end) = (self.len, self.len.wrapping_add(n));
+        if start <= end && end <= self.buf.len() {
+            return &mut self.buf[start..end];
         }
-        &mut self.buf[self.len..self.len + n]
+        self.grow(n);
+        &mut self.buf[start..end]
     }
 
     #[cold]
@@ -311,10 +332,32 @@ impl Out<'_> {
     /// tell, else by zmij through serde_json.
     #[inline]
     fn put_f64(&mut self, v: f64) {
+        if let Some((whole, micros)) = Decimal::timestamp(v) {
+            self.put_timestamp(whole, micros);
+            return;
+        }
         match Decimal::of(v) {
             Some(d) => self.put_decimal(d),
             None => self.put_f64_zmij(v),
         }
+    }
+
+    /// [`Out::put_decimal`] of a [`Decimal::timestamp`]: ten digits of seconds (from
+    /// [`Out::seconds`]), a point, and six places without their trailing zeros, all at places
+    /// known when compiled.
+    #[inline(always)]
+    fn put_timestamp(&mut self, whole: u64, micros: u64) {
+        if whole != self.seconds.whole {
+            self.seconds.len = put_whole(&mut self.seconds.text, whole);
+            self.seconds.whole = whole;
+        }
+        let seconds = self.seconds.text;
+        let digits = digits8(micros * 100);
+        let room = self.room(24);
+        room[..16].copy_from_slice(&seconds);
+        room[10] = b'.';
+        room[11..19].copy_from_slice(&(digits + ZEROS).to_be_bytes());
+        self.len += 19 - trailing_zero_digits(digits);
     }
 
     /// [`Out::put_f64`] for the floats [`Decimal::of`] leaves: kept apart, so that the common
@@ -588,7 +631,40 @@ const COARSE_PLACES: [u8; MAX_FRACTION_BITS as usize + 1] = {
 /// finer (12 places and more) and would leave many zeros to cut.
 const THREE_PLACES_FROM: u32 = 40;
 
+/// Fractional bits of a float from 2^30 to 2^31, the seconds since 1970 of 2004 to 2038.
+const TIMESTAMP_BITS: u32 = 22;
+
 impl Decimal {
+    /// [`Decimal::of`] for a float from 2^30 to 2^31 (the report's timestamps, most of its floats)
+    /// that it writes with six places, the first grid it tries for them (10^6 < 2^22 ≤ 10^7):
+    /// its whole part (ten digits) and its places. The same steps, for one exponent, in `u64`
+    /// arithmetic; `None` where [`Decimal::of`] goes on (a whole number, a seventh place).
+    #[inline(always)]
+    fn timestamp(v: f64) -> Option<(u64, u64)> {
+        // Sign 0 and the exponent of 2^30.
+        const HIGH_BITS: u64 = 1023 + 30;
+        const MASK: u64 = (1 << TIMESTAMP_BITS) - 1;
+        const UNIT: u64 = POW10[6];
+        let bits = v.to_bits();
+        if bits >> 52 != HIGH_BITS {
+            return None;
+        }
+        let m = bits & ((1 << 52) - 1) | 1 << 52;
+        let (whole, rest) = (m >> TIMESTAMP_BITS, m & MASK);
+        // Below 2^22 · 10^6 < 2^42.
+        let scaled = rest * UNIT;
+        let (q, r) = (scaled >> TIMESTAMP_BITS, scaled & MASK);
+        if rest == 0 {
+            None
+        } else if 2 * r < UNIT {
+            Some((whole, q))
+        } else if (2 << TIMESTAMP_BITS) - 2 * r < UNIT && q + 1 < UNIT {
+            Some((whole, q + 1))
+        } else {
+            None
+        }
+    }
+
     /// The decimal serde_json writes for `v`, when exact arithmetic can tell (see [`Decimal`]).
     #[inline]
     fn of(v: f64) -> Option<Decimal> {
@@ -809,6 +885,7 @@ impl<'a, 'v> Compound<'a, 'v> {
         value.serialize(Serializer { out: self.out })
     }
 
+    #[inline]
     fn close(&mut self, close: u8) {
         if self.state != State::Empty {
             self.out.put(&[close]);
@@ -1001,6 +1078,7 @@ impl<'a, 'v> ser::Serializer for Serializer<'a, 'v> {
         Ok(Compound::open(self.out, b'{', b'}', len))
     }
 
+    #[inline]
     fn serialize_struct(self, _name: &'static str, len: usize) -> Result<Compound<'a, 'v>, Error> {
         self.serialize_map(Some(len))
     }
@@ -1031,6 +1109,7 @@ macro_rules! array_like {
                 self.element(value)
             }
 
+            #[inline]
             fn end(mut self) -> Result<(), Error> {
                 self.close(b']');
                 Ok(())
@@ -1053,6 +1132,7 @@ impl ser::SerializeTupleVariant for Compound<'_, '_> {
         self.element(value)
     }
 
+    #[inline]
     fn end(mut self) -> Result<(), Error> {
         self.close(b']');
         self.out.put(b"}");
@@ -1077,6 +1157,7 @@ impl ser::SerializeMap for Compound<'_, '_> {
         value.serialize(Serializer { out: self.out })
     }
 
+    #[inline]
     fn end(mut self) -> Result<(), Error> {
         self.close(b'}');
         Ok(())
@@ -1098,6 +1179,7 @@ impl ser::SerializeStruct for Compound<'_, '_> {
         self.field(name, value)
     }
 
+    #[inline]
     fn end(mut self) -> Result<(), Error> {
         self.close(b'}');
         Ok(())
@@ -1116,6 +1198,7 @@ impl ser::SerializeStructVariant for Compound<'_, '_> {
         self.field(name, value)
     }
 
+    #[inline]
     fn end(mut self) -> Result<(), Error> {
         self.close(b'}');
         self.out.put(b"}");
@@ -1541,6 +1624,65 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_the_decimals_exact_arithmetic_finds() {
+        use crate::capture::Ts;
+        let mut next = crate::testing::xorshift(0x7469_6d65_0000_0030);
+        let mut pick = crate::testing::xorshift(0x7469_6d65_0000_0031);
+        // Of the timestamps of microsecond captures, how many are written by the fast path.
+        let (mut fast, mut all) = (0, 0);
+        let low = 2f64.powi(30);
+        let high = 2f64.powi(31);
+        let edges = [
+            low,
+            high,
+            low.next_up(),
+            high.next_down(),
+            low + 0.5,
+            1_704_067_200.0,
+            1_704_067_200.000_001,
+            1_704_067_200.999_999,
+            -1_704_067_200.5,
+        ];
+        let random = (0..200_000).flat_map(|_| {
+            // 2004 to 2038.
+            let ns = 1_073_741_824_000_000_000 + (next() % 1_073_741_823_000_000_000) as i64;
+            [
+                (Ts(ns / 1000 * 1000).as_secs_f64(), true),
+                (Ts(ns).as_secs_f64(), false),
+                (
+                    f64::from_bits((0x41d0_0000_0000_0000 | next() >> 12) ^ (next() & 1) << 63),
+                    false,
+                ),
+            ]
+        });
+        for (v, micros) in edges.map(|v| (v, false)).into_iter().chain(random) {
+            all += usize::from(micros);
+            match Decimal::timestamp(v) {
+                Some((whole, frac)) => {
+                    fast += usize::from(micros);
+                    let want = Decimal {
+                        negative: false,
+                        whole,
+                        frac,
+                        places: 6,
+                    };
+                    assert_eq!(Decimal::of(v), Some(want), "{v}");
+                }
+                None => assert!(
+                    !(low..high).contains(&v)
+                        || v.fract() == 0.0
+                        || Decimal::of(v).is_none_or(|d| d.places != 6),
+                    "{v}"
+                ),
+            }
+            if pick() % 7 == 0 {
+                same(&v);
+            }
+        }
+        assert!(fast * 100 >= all * 99, "{fast} of {all}");
+    }
+
+    #[test]
     fn what_exact_arithmetic_cannot_decide_is_left_to_zmij() {
         for v in [
             0.5,
@@ -1870,5 +2012,23 @@ mod tests {
         let mut w = Vec::new();
         to_writer(&mut w, &Shapes::Tuple(1, None)).unwrap();
         assert_eq!(w, br#"{"Tuple":[1,null]}"#);
+    }
+
+    #[test]
+    fn writes_at_a_place_in_room_kept_and_leaves_the_rest() {
+        let values: Vec<Vec<String>> = (0..300)
+            .map(|i| (0..i % 40).map(|j| format!("{i}/{j}\t")).collect())
+            .collect();
+        // Room with other bytes in it, as a block of texts reused holds.
+        let mut room = vec![b'#'; 100];
+        let mut at = 7;
+        for v in &values {
+            let before = room[..at].to_vec();
+            let (end, written) = write_at(&mut room, at, v);
+            written.unwrap();
+            assert_eq!(&room[at..end], serde_json::to_vec(v).unwrap().as_slice());
+            assert_eq!(room[..at], before);
+            at = if end > 4000 { 3 } else { end };
+        }
     }
 }
