@@ -543,9 +543,7 @@ fn octets<'a>(block: &'a [u8], s: &Str, buf: &'a mut Vec<u8>) -> Result<&'a [u8]
     if !s.huffman {
         return Ok(raw);
     }
-    buf.clear();
-    huffman::decode(raw, buf)?;
-    Ok(buf)
+    huffman::decode_reusing(raw, buf)
 }
 
 impl BlockDecoder {
