@@ -376,6 +376,7 @@ impl Table {
     }
 
     /// Enters the field whose octets were just appended at `start` (§4.4).
+    #[inline]
     fn push(&mut self, start: usize, name_len: usize, value_len: usize, field: Option<Field>) {
         let entry_size = name_len + value_len + ENTRY_OVERHEAD;
         // §4.4: "an attempt to add an entry larger than the maximum size causes the table to be
