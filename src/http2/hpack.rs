@@ -572,28 +572,27 @@ impl BlockDecoder {
 
     /// Decodes a block: the fields the timeline keeps, and what went wrong.
     pub fn decode(&mut self, block: &[u8]) -> (&Fields, Trouble) {
-        let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        let trouble = self.walk(block, |field, _, value| {
+        self.fields.clear();
+        let trouble = self.walk(block, |field, _, value, fields| {
             if let Some(field) = field {
                 fields.set(field, value);
             }
         });
-        self.fields = fields;
         (&self.fields, trouble)
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order.
     pub fn decode_each(&mut self, block: &[u8], mut on_field: impl FnMut(&[u8], &[u8])) -> Trouble {
-        self.walk(block, |_, name, value| on_field(name, value))
+        self.walk(block, |_, name, value, _| on_field(name, value))
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order, with the kept field its
-    /// name is (if any).
+    /// name is (if any), and [`BlockDecoder::fields`] to keep it in (lent rather than moved out and
+    /// back for each block).
     fn walk(
         &mut self,
         block: &[u8],
-        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8]),
+        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8], &mut Fields),
     ) -> Trouble {
         let mut trouble = Trouble::default();
         if let Err(e) = check(block) {
@@ -639,10 +638,10 @@ impl BlockDecoder {
                     continue;
                 }
                 Rep::Indexed { index } => {
-                    match self.lookup(index) {
+                    match lookup(&self.table, index) {
                         Some((name, value, field)) => {
                             decoded_bytes += name.len() + value.len();
-                            on_field(field, name, value);
+                            on_field(field, name, value, &mut self.fields);
                         }
                         None => unknown_index(self.known, &mut trouble),
                     }
@@ -694,7 +693,7 @@ impl BlockDecoder {
                     .map_or((&[][..], None), |(n, _, field)| (n, field)),
             };
             decoded_bytes += name_bytes.len() + value.len();
-            on_field(field, name_bytes, value);
+            on_field(field, name_bytes, value, &mut self.fields);
             if indexing {
                 match name {
                     NameRef::Bytes(n, field) => self.table.insert(n, value, field),
@@ -711,15 +710,6 @@ impl BlockDecoder {
         trouble
     }
 
-    /// An entry of the static or dynamic table (§2.3.3).
-    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
-        let i = (index as usize).checked_sub(1)?;
-        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
-            (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
-            _ => self.table.get_field(i - STATIC.len()),
-        }
-    }
-
     /// The name of table entry `index`, if the entry is known.
     fn name_ref(&self, index: u32) -> Option<NameRef<'static>> {
         let i = (index as usize).checked_sub(1)?;
@@ -730,6 +720,15 @@ impl BlockDecoder {
                 (i < self.table.entries.len()).then_some(NameRef::Entry(i))
             }
         }
+    }
+}
+
+/// An entry of the static or dynamic table (§2.3.3).
+fn lookup(table: &Table, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
+    let i = (index as usize).checked_sub(1)?;
+    match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+        (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
+        _ => table.get_field(i - STATIC.len()),
     }
 }
 
