@@ -575,7 +575,7 @@ mod tests {
     /// octets and the same error as the bit-by-bit reference, and as `decode`.
     #[test]
     fn decoding_into_a_reused_scratch_matches_the_reference() {
-        let mut next = crate::testing::xorshift(0x5343_5241_5443_48);
+        let mut next = crate::testing::xorshift(0x0053_4352_4154_4348);
         let mut scratch = Vec::new();
         let mut errors = 0;
         for case in 0..5_000 {
