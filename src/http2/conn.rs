@@ -393,7 +393,12 @@ fn keep(slot: &mut Option<Arc<str>>, value: &[u8], last: &mut Option<Arc<str>>) 
         return;
     }
     if !same(last) {
-        *last = Some(String::from_utf8_lossy(value).into());
+        // Header values are ASCII: checked as such first, as from_utf8_lossy's chunking cost twice
+        // what making the string did.
+        *last = Some(match std::str::from_utf8(value) {
+            Ok(text) => text.into(),
+            Err(_) => String::from_utf8_lossy(value).into(),
+        });
     }
     slot.clone_from(last);
 }

@@ -127,7 +127,10 @@ pub fn reps(block: &[u8]) -> Reps<'_> {
     Reps { block, pos: 0 }
 }
 
-/// Reads the representation at `pos`: it, and where the next one begins.
+/// Reads the representation at `pos`: it, and where the next one begins. Inlined into the decoding
+/// loop, where the representation need not be built in memory (a call cost a quarter of the
+/// decoder's instructions).
+#[inline(always)]
 fn read(block: &[u8], pos: usize) -> Result<(Rep, usize), HpackError> {
     let b = *block.get(pos).ok_or(HpackError::Truncated)?;
     if b & 0x80 != 0 {
@@ -373,6 +376,7 @@ impl Table {
     }
 
     /// Enters the field whose octets were just appended at `start` (§4.4).
+    #[inline]
     fn push(&mut self, start: usize, name_len: usize, value_len: usize, field: Option<Field>) {
         let entry_size = name_len + value_len + ENTRY_OVERHEAD;
         // §4.4: "an attempt to add an entry larger than the maximum size causes the table to be
@@ -543,9 +547,7 @@ fn octets<'a>(block: &'a [u8], s: &Str, buf: &'a mut Vec<u8>) -> Result<&'a [u8]
     if !s.huffman {
         return Ok(raw);
     }
-    buf.clear();
-    huffman::decode(raw, buf)?;
-    Ok(buf)
+    huffman::decode_reusing(raw, buf)
 }
 
 impl BlockDecoder {
@@ -570,28 +572,27 @@ impl BlockDecoder {
 
     /// Decodes a block: the fields the timeline keeps, and what went wrong.
     pub fn decode(&mut self, block: &[u8]) -> (&Fields, Trouble) {
-        let mut fields = std::mem::take(&mut self.fields);
-        fields.clear();
-        let trouble = self.walk(block, |field, _, value| {
+        self.fields.clear();
+        let trouble = self.walk(block, |field, _, value, fields| {
             if let Some(field) = field {
                 fields.set(field, value);
             }
         });
-        self.fields = fields;
         (&self.fields, trouble)
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order.
     pub fn decode_each(&mut self, block: &[u8], mut on_field: impl FnMut(&[u8], &[u8])) -> Trouble {
-        self.walk(block, |_, name, value| on_field(name, value))
+        self.walk(block, |_, name, value, _| on_field(name, value))
     }
 
     /// Decodes a block, handing every field decoded to `on_field` in order, with the kept field its
-    /// name is (if any).
+    /// name is (if any), and [`BlockDecoder::fields`] to keep it in (lent rather than moved out and
+    /// back for each block).
     fn walk(
         &mut self,
         block: &[u8],
-        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8]),
+        mut on_field: impl FnMut(Option<Field>, &[u8], &[u8], &mut Fields),
     ) -> Trouble {
         let mut trouble = Trouble::default();
         if let Err(e) = check(block) {
@@ -637,10 +638,10 @@ impl BlockDecoder {
                     continue;
                 }
                 Rep::Indexed { index } => {
-                    match self.lookup(index) {
+                    match lookup(&self.table, index) {
                         Some((name, value, field)) => {
                             decoded_bytes += name.len() + value.len();
-                            on_field(field, name, value);
+                            on_field(field, name, value, &mut self.fields);
                         }
                         None => unknown_index(self.known, &mut trouble),
                     }
@@ -692,7 +693,7 @@ impl BlockDecoder {
                     .map_or((&[][..], None), |(n, _, field)| (n, field)),
             };
             decoded_bytes += name_bytes.len() + value.len();
-            on_field(field, name_bytes, value);
+            on_field(field, name_bytes, value, &mut self.fields);
             if indexing {
                 match name {
                     NameRef::Bytes(n, field) => self.table.insert(n, value, field),
@@ -709,15 +710,6 @@ impl BlockDecoder {
         trouble
     }
 
-    /// An entry of the static or dynamic table (§2.3.3).
-    fn lookup(&self, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
-        let i = (index as usize).checked_sub(1)?;
-        match (STATIC.get(i), STATIC_FIELDS.get(i)) {
-            (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
-            _ => self.table.get_field(i - STATIC.len()),
-        }
-    }
-
     /// The name of table entry `index`, if the entry is known.
     fn name_ref(&self, index: u32) -> Option<NameRef<'static>> {
         let i = (index as usize).checked_sub(1)?;
@@ -728,6 +720,15 @@ impl BlockDecoder {
                 (i < self.table.entries.len()).then_some(NameRef::Entry(i))
             }
         }
+    }
+}
+
+/// An entry of the static or dynamic table (§2.3.3).
+fn lookup(table: &Table, index: u32) -> Option<(&[u8], &[u8], Option<Field>)> {
+    let i = (index as usize).checked_sub(1)?;
+    match (STATIC.get(i), STATIC_FIELDS.get(i)) {
+        (Some(&(name, value)), Some(&field)) => Some((name, value, field)),
+        _ => table.get_field(i - STATIC.len()),
     }
 }
 
