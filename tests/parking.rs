@@ -38,3 +38,31 @@ fn parking_every_connection_after_each_packet_changes_nothing() {
     }
     assert!(compared > 50, "only {compared} documents with connections");
 }
+
+/// Found by the `pipeline` fuzz target: a TLS connection whose client offers h2 is handed to the
+/// report as HTTP/2 when parked after its ClientHello, then revived by the ServerHello, whose ALPN
+/// (mutated) is not "h2" (tshark: `ALPN Next Protocol: h\xNN`): it is not HTTP/2 after all and is
+/// not handed over again, so the entry from its parking must go too.
+#[test]
+fn a_parked_connection_that_turns_out_not_http2_is_not_reported() {
+    let capture = "tests/fixtures/fuzz/parked-tls-server-alpn-not-h2.pcap";
+    for format in ["json", "text"] {
+        let (code, kept) = analyze(capture, format, None);
+        let (parked_code, parked) = analyze(capture, format, Some("0"));
+        assert_eq!(code, parked_code, "{format}: exit code");
+        assert!(
+            kept == parked,
+            "the {format} report changes when connections are parked"
+        );
+        let text = String::from_utf8_lossy(&parked);
+        assert!(
+            !text.contains(":54210"),
+            "{format}: the TLS connection is reported"
+        );
+        // Three earlier connections to the same server, whose ServerHello chose h2.
+        assert!(
+            text.contains(":54198"),
+            "{format}: the other connections are missing"
+        );
+    }
+}

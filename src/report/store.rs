@@ -170,9 +170,9 @@ pub struct Store<'a> {
     entries: Vec<Vec<Entry>>,
     /// Chunks of entries written to the spill file of `text`, and how many entries each holds.
     spilled: Vec<(Spilled, usize)>,
-    /// Connections handed over as they were parked and revived by a later packet: of their
-    /// entries, only the last stands ([`Stored::new`]).
-    revived: HashSet<u64>,
+    /// Connections handed over as they were parked and revived by a later packet, with how
+    /// many times: each revival voids the entry before it ([`Stored::new`]).
+    revived: HashMap<u64, u32>,
     /// The JSON texts of the entries kept as [`Keep::Json`].
     text: Texts,
 }
@@ -225,7 +225,7 @@ impl<'a> Store<'a> {
             keep,
             entries: Vec::new(),
             spilled: Vec::new(),
-            revived: HashSet::new(),
+            revived: HashMap::new(),
             text: if keep == Keep::Json {
                 Texts::new()
             } else {
@@ -328,7 +328,7 @@ impl Sink for Store<'_> {
     fn revived(&mut self, order: u64) {
         // Its entry may be in the spill file already: it is left where it is, and dropped at
         // the end. Its text, if any, stays unread.
-        self.revived.insert(order);
+        *self.revived.entry(order).or_default() += 1;
     }
 }
 
@@ -651,20 +651,35 @@ pub struct Settled {
     findings: Reported,
 }
 
-/// Of the entries from `from` on (one store's, in the order they ended), drops those of
-/// connections that were `revived` but their last: a connection handed over as it was parked
-/// ([`Sink::ends_parked`]) has one entry for each time, and the last is how it ended.
-fn drop_revived(entries: &mut Vec<Entry>, from: usize, revived: &HashSet<u64>) {
+/// Of the entries from `from` on (one store's, in the order they ended), drops those that a
+/// revival voided. A connection handed over as it was parked ([`Sink::ends_parked`]) has an entry
+/// for each time, each followed by a revival but the last, if it was handed over at the end at
+/// all: one that turned out not to be HTTP/2 after a revival (a TLS server that did not choose
+/// h2, say) was not, and has no entry left.
+fn drop_revived(entries: &mut Vec<Entry>, from: usize, revived: &HashMap<u64, u32>) {
     if revived.is_empty() {
         return;
     }
+    let ours = entries.get(from..).unwrap_or_default();
+    // How many entries each revived connection has.
+    let mut count: HashMap<u64, u32> = HashMap::with_capacity(revived.len());
+    for e in ours {
+        if revived.contains_key(&e.order) {
+            *count.entry(e.order).or_default() += 1;
+        }
+    }
     let mut seen = HashSet::with_capacity(revived.len());
-    let stale: Vec<bool> = entries
-        .get(from..)
-        .unwrap_or_default()
+    let stale: Vec<bool> = ours
         .iter()
         .rev()
-        .map(|e| revived.contains(&e.order) && !seen.insert(e.order))
+        .map(|e| {
+            let Some(revivals) = revived.get(&e.order) else {
+                return false;
+            };
+            // The last entry stands when there is one more than there were revivals.
+            let last = seen.insert(e.order);
+            !(last && count.get(&e.order).is_some_and(|n| n > revivals))
+        })
         .collect();
     let mut i = 0;
     entries.retain(|_| {
