@@ -63,8 +63,8 @@ impl fmt::Display for Fixed {
     }
 }
 
-/// The two digits of every number below 100.
-const DIGITS2: [[u8; 2]; 100] = {
+/// The two digits of every number below 100 (also for the JSON writer, report/json.rs).
+pub(crate) const DIGITS2: [[u8; 2]; 100] = {
     let mut table = [[0; 2]; 100];
     let mut n = 0;
     while n < 100 {

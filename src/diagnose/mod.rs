@@ -6,7 +6,7 @@
 
 pub mod catalogue;
 mod connection;
-mod decimal;
+pub(crate) mod decimal;
 mod facts;
 mod keepalive;
 mod line;

@@ -15,6 +15,7 @@
 //! here are written by serde_json's own [`CompactFormatter`]. The tests here, in
 //! tests/properties.rs and in tests/json_writer.rs hold it to that, with serde_json as the oracle.
 
+use crate::diagnose::decimal::DIGITS2;
 use serde::ser::{self, Impossible, Serialize};
 use serde_json::ser::{CompactFormatter, Formatter};
 use std::cell::RefCell;
@@ -784,17 +785,6 @@ const MILLIS: [[u8; 4]; 1000] = {
             b'0' + digits[2],
             len as u8,
         ];
-        n += 1;
-    }
-    table
-};
-
-/// The two digits of every number below 100.
-const DIGITS2: [[u8; 2]; 100] = {
-    let mut table = [[0; 2]; 100];
-    let mut n = 0;
-    while n < 100 {
-        table[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
         n += 1;
     }
     table
