@@ -18,6 +18,19 @@ fn analyze(capture: &str, format: &str, park_after: Option<&str>) -> (Option<i32
     (out.status.code(), out.stdout)
 }
 
+/// The `format` report of `capture`, checked to be the same (exit code included) when every
+/// connection is parked after each of its packets.
+fn same_when_parked(capture: &str, format: &str) -> Vec<u8> {
+    let (code, kept) = analyze(capture, format, None);
+    let (parked_code, parked) = analyze(capture, format, Some("0"));
+    assert_eq!(code, parked_code, "{capture}: exit code");
+    assert!(
+        kept == parked,
+        "{capture}: the {format} report changes when connections are parked"
+    );
+    kept
+}
+
 #[test]
 fn parking_every_connection_after_each_packet_changes_nothing() {
     let captures = captures();
@@ -26,13 +39,7 @@ fn parking_every_connection_after_each_packet_changes_nothing() {
     for capture in &captures {
         // JSON alone keeps each connection as its text; text output keeps the report model.
         for format in ["json", "text"] {
-            let (code, kept) = analyze(capture, format, None);
-            let (parked_code, parked) = analyze(capture, format, Some("0"));
-            assert_eq!(code, parked_code, "{capture}: exit code");
-            assert!(
-                kept == parked,
-                "{capture}: the {format} report changes when connections are parked"
-            );
+            let kept = same_when_parked(capture, format);
             compared += usize::from(format == "json" && kept.len() > 1000);
         }
     }
@@ -47,14 +54,8 @@ fn parking_every_connection_after_each_packet_changes_nothing() {
 fn a_parked_connection_that_turns_out_not_http2_is_not_reported() {
     let capture = "tests/fixtures/fuzz/parked-tls-server-alpn-not-h2.pcap";
     for format in ["json", "text"] {
-        let (code, kept) = analyze(capture, format, None);
-        let (parked_code, parked) = analyze(capture, format, Some("0"));
-        assert_eq!(code, parked_code, "{format}: exit code");
-        assert!(
-            kept == parked,
-            "the {format} report changes when connections are parked"
-        );
-        let text = String::from_utf8_lossy(&parked);
+        let report = same_when_parked(capture, format);
+        let text = String::from_utf8_lossy(&report);
         assert!(
             !text.contains(":54210"),
             "{format}: the TLS connection is reported"
