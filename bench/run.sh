@@ -111,21 +111,28 @@ read -r -a DECODE_AS <<<"$(python3 -c 'import json,sys; print(json.load(open(sys
 cat "$CAP" >/dev/null
 
 # ---- timings
+# Times h2keepalive on the capture $1 (read first, into the page cache), GNU time's report in $2
+# and its standard error in $3. Returns its exit code; says what went wrong unless it analysed the
+# file (exit 0, or 1 for findings).
+time_h2() {
+  say "timing: $BIN analyze --format json -q $1"
+  cat "$1" >/dev/null
+  local rc=0
+  /usr/bin/time -v -o "$2" "$BIN" analyze --format json -q "$1" >/dev/null 2>"$3" || rc=$?
+  if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
+    say "run.sh: h2keepalive exited with $rc on $1:"; tail -n 5 "$3" >&2
+  fi
+  return "$rc"
+}
+
 H2_RC=-
 if [ "$HAVE_BIN" = 1 ]; then
   # A shared machine is noisy from one run to the next: the median of several runs is reported.
   for i in $(seq "$RUNS"); do
-    say "timing ($i/$RUNS): $BIN analyze --format json -q $CAP"
-    cat "$CAP" >/dev/null
-    set +e
-    /usr/bin/time -v -o "$WORK/h2.$i.time" "$BIN" analyze --format json -q "$CAP" >/dev/null 2>"$WORK/h2.err"
-    H2_RC=$?
-    set -e
-    # exit codes 0 and 1 are both "analysed" (1 = findings); anything else is a failure
-    if [ "$H2_RC" != 0 ] && [ "$H2_RC" != 1 ]; then
-      say "run.sh: h2keepalive exited with $H2_RC:"; tail -n 5 "$WORK/h2.err" >&2
-      break
-    fi
+    say "run $i of $RUNS"
+    H2_RC=0
+    time_h2 "$CAP" "$WORK/h2.$i.time" "$WORK/h2.err" || H2_RC=$?
+    if [ "$H2_RC" != 0 ] && [ "$H2_RC" != 1 ]; then break; fi
   done
 fi
 cat "$CAP" >/dev/null
@@ -143,17 +150,10 @@ if [ "$HAVE_BIN" = 1 ] && [ -n "$SCALE_SIZES" ]; then
     c="$CACHE/big-${s}MB.pcap"
     [ "$c" = "$CAP" ] && continue
     ensure_capture "$s" "$c"
-    cat "$c" >/dev/null
-    say "timing: $BIN analyze --format json -q $c"
     i=${#SCALE_CAPS[@]}
-    set +e
-    /usr/bin/time -v -o "$WORK/scale$i.time" "$BIN" analyze --format json -q "$c" >/dev/null 2>"$WORK/scale$i.err"
-    rc=$?
-    set -e
-    if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then
-      say "run.sh: h2keepalive exited with $rc on $c:"; tail -n 5 "$WORK/scale$i.err" >&2
-      rm -f "$WORK/scale$i.time"
-    fi
+    rc=0
+    time_h2 "$c" "$WORK/scale$i.time" "$WORK/scale$i.err" || rc=$?
+    if [ "$rc" != 0 ] && [ "$rc" != 1 ]; then rm -f "$WORK/scale$i.time"; fi
     SCALE_CAPS+=("$c")
   done
 fi
