@@ -5,6 +5,19 @@
 //! `analyzer`. Each stage hands the next a plain value.
 
 #![deny(unsafe_code)]
+// What a capture holds must never panic: the shipped code has no unwrap, expect or panic; tests
+// may (`cargo clippy --lib --bins`, run by .ci/run, refuses them elsewhere).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod analyzer;
 pub mod capture;
