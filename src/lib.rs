@@ -6,7 +6,8 @@
 
 #![deny(unsafe_code)]
 // What a capture holds must never panic: the shipped code has no unwrap, expect or panic; tests
-// may (`cargo clippy --lib --bins`, run by .ci/run, refuses them elsewhere).
+// may (`cargo clippy --lib --bins`, run by .ci/run, refuses them elsewhere). main.rs only sets an
+// allocator option and calls `main_with_args`.
 #![cfg_attr(
     not(test),
     deny(

@@ -1,12 +1,3 @@
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::unreachable,
-    clippy::todo,
-    clippy::unimplemented
-)]
-
 use std::process::ExitCode;
 
 // HPACK fields, timeline events, the report model and its JSON all allocate: with glibc's
