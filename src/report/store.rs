@@ -525,6 +525,7 @@ impl Pieces {
 
 /// `Write::write_all_vectored`, which is not stable yet.
 fn write_all_vectored(out: &mut impl Write, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    // Advancing by 0 drops leading empty slices: a write of only those would return 0.
     IoSlice::advance_slices(&mut slices, 0);
     while !slices.is_empty() {
         match out.write_vectored(slices) {
